@@ -59,6 +59,14 @@ def config_show() -> None:
     emit_json(data)
 
 
+@config_app.command("docs")
+def config_docs() -> None:
+    """Print the settings table that docs/configuration.md embeds."""
+    from lore.settings_doc import settings_table
+
+    sys.stdout.write(settings_table())
+
+
 @model_app.command("install")
 def model_install(
     dest: Path = typer.Option(None, help="Where to write the GGUF file (default: the configured path)."),

@@ -169,7 +169,7 @@ class WorkerSettings(BaseModel):
     visibility_timeout_s: int = Field(3600, ge=60, description="Broker redelivery timeout for unacked tasks.")
     soft_time_limit_s: int = Field(1500, ge=10, description="Soft time limit of one task.")
     time_limit_s: int = Field(1800, ge=10, description="Hard time limit of one task.")
-    max_tasks_per_child: int = Field(200, ge=1, description="Worker child processes are recycled after this many tasks.")
+    max_tasks_per_child: int = Field(200, ge=1, description="Worker children are recycled after this many tasks.")
     max_attempts: int = Field(5, ge=1, description="Attempts before a job becomes `dead`.")
     sweep_interval_s: float = Field(15.0, gt=0, description="How often due and stuck jobs are re-enqueued.")
     lease_s: int = Field(1800, ge=10, description="A running job whose lease is older than this is stuck.")
@@ -213,8 +213,6 @@ class Settings(BaseSettings):
         if self.env == "production":
             if self.llm.base_url is None:
                 raise ValueError("production needs LORE_LLM__BASE_URL (the embedded model is for one machine)")
-            if self.api.open_reads is False and not self.api.api_keys:
-                pass
         return self
 
     @property
