@@ -60,7 +60,11 @@ def enqueue_job(
         session.add(job)
         session.flush()
         return job
-    if job.state in ("done", "dead") and requeue_finished:
+    if job.state == "running" and requeue_finished:
+        # Work arrived while the job runs: it goes again when this run completes (``complete_job``).
+        job.payload = {**payload, "rerun": True}
+        session.flush()
+    elif job.state in ("done", "dead") and requeue_finished:
         job.state = "queued"
         job.attempts = 0
         job.payload = payload
@@ -117,11 +121,20 @@ def claim_job(session: Session, job_id: int, worker: str, lease_s: float) -> Job
     return job
 
 
-def complete_job(session: Session, job: Job) -> None:
-    job.state = "done"
+def complete_job(session: Session, job: Job) -> bool:
+    """Mark the job done; returns True when it was asked to run again meanwhile and is queued instead."""
     job.lease_until = None
     job.last_error = None
+    if job.payload.get("rerun"):
+        job.payload = {k: v for k, v in job.payload.items() if k != "rerun"}
+        job.state = "queued"
+        job.attempts = 0
+        job.next_attempt_at = utcnow()
+        session.flush()
+        return True
+    job.state = "done"
     session.flush()
+    return False
 
 
 def fail_job(session: Session, job: Job, error: str, *, retry_in_s: float, permanent: bool = False) -> None:

@@ -54,9 +54,9 @@ class Base(DeclarativeBase):
 # --- statuses -------------------------------------------------------------------------------
 
 SOURCE_STATUSES = ("pending", "extracting", "extracted", "done", "failed", "retracted", "replaced")
-CLAIM_STATUSES = ("active", "superseded", "disputed", "retracted")
+CLAIM_STATUSES = ("active", "duplicate", "superseded", "disputed", "retracted")
 JOB_STATES = ("queued", "running", "done", "failed", "dead")
-JOB_KINDS = ("extract", "render", "catalog", "retract")
+JOB_KINDS = ("extract", "render", "source_page", "catalog", "retract")
 CONTRADICTION_STATUSES = ("open", "resolved")
 
 
@@ -101,8 +101,6 @@ class Entity(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     revision: Mapped[int] = mapped_column(Integer, default=0)
     rendered_revision: Mapped[int] = mapped_column(Integer, default=-1)
-    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property

@@ -71,3 +71,22 @@ def test_requeue_finished(factory):
         job = enqueue_job(s, "render", "render:e1", {"n": 2}, requeue_finished=True)
         assert job.state == "queued"
         assert job.payload == {"n": 2}
+
+
+def test_work_arriving_during_a_run_makes_it_run_again(factory):
+    with unit_of_work(factory) as s:
+        job_id = enqueue_job(s, "render", "render:7", {"entity_id": 7}).id
+    with unit_of_work(factory) as s:
+        job = claim_job(s, job_id, "w1", lease_s=60)
+        assert job is not None
+    with unit_of_work(factory) as s:  # an extraction bumps the entity while the render runs
+        enqueue_job(s, "render", "render:7", {"entity_id": 7}, requeue_finished=True)
+    with unit_of_work(factory) as s:
+        job = s.get(Job, job_id)
+        assert complete_job(s, job) is True
+        assert job.state == "queued"
+        assert "rerun" not in job.payload
+    with unit_of_work(factory) as s:
+        job = claim_job(s, job_id, "w1", lease_s=60)
+        assert complete_job(s, job) is False
+        assert job.state == "done"

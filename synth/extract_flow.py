@@ -1,0 +1,268 @@
+"""The extract flow: source text -> model -> grounded claims in the ledger -> render jobs.
+
+Phases keep database transactions short (SQLite holds a write lock for a whole transaction), and no
+model call ever runs inside one:
+
+1. read the source (short transaction);
+2. ask the model, chunk by chunk (no transaction);
+3. grounding: claims whose quote is not in the source are rejected and counted; entities whose name
+   does not occur in the source are dropped (the model never chooses pages the text does not name);
+4. resolve entities (plan in a read transaction, one batched model call for the ambiguous ones);
+5. one write transaction: entities, aliases, claims (idempotent by key), links, revisions, source
+   status, and the render and catalog jobs. The caller dispatches the jobs after commit.
+
+Every step is idempotent, so a crash anywhere means the job runs again and converges.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.jobs import enqueue_job
+from store.models import Claim, Entity, Job, Link, Source
+from synth.deps import SynthDeps
+from synth.errors import ExtractionRejected
+from synth.grounding import SourceText, claim_id, claim_key, normalise
+from synth.prompts import extract as extract_prompt
+from synth.prompts import resolve as resolve_prompt
+from synth.prompts.extract import ExtractedClaim, ExtractedEntity, Extraction
+from synth.resolve import MentionPlan, Resolver
+from synth.text import split_chunks
+
+log = logging.getLogger(__name__)
+
+NON_TRIVIAL_CHARS = 400  # a source at least this long must yield at least one grounded claim
+
+
+@dataclass
+class Findings:
+    """What the model found, after grounding."""
+
+    title: str = ""
+    summary: str = ""
+    entities: dict[str, ExtractedEntity] = field(default_factory=dict)  # by normalised name
+    claims: list[tuple[ExtractedClaim, int, int]] = field(default_factory=list)  # claim, span start, end
+    relations: list[tuple[str, str, str]] = field(default_factory=list)  # from norm, to norm, relation
+    rejected: int = 0
+    assisted_by: str = ""
+
+
+def ask_model(deps: SynthDeps, job: Job, source_id: str, text: str) -> list[tuple[Extraction, str]]:
+    chunks = split_chunks(text, deps.chunk_tokens)
+    answers = []
+    for i, chunk in enumerate(chunks, start=1):
+        messages = extract_prompt.build_messages(extract_prompt.ExtractContext(chunk, i, len(chunks)))
+        done = deps.client.complete("extract", messages, Extraction, job_id=job.id, source_id=source_id)
+        answers.append((done.value, done.assisted_by))
+    return answers
+
+
+def ground(text: str, answers: list[tuple[Extraction, str]]) -> Findings:
+    """Keep only what the source supports: real quotes, names that occur in the text."""
+    src = SourceText(text)
+    out = Findings()
+    for answer, assisted_by in answers:
+        out.assisted_by = out.assisted_by or assisted_by
+        out.title = out.title or answer.title.strip()
+        out.summary = out.summary or answer.summary.strip()
+        for ent in answer.entities:
+            names = [ent.name, *ent.aliases]
+            if not any(src.contains_name(n) for n in names):
+                continue
+            key = normalise(ent.name)
+            if key in out.entities:
+                known = out.entities[key]
+                known.aliases = sorted({*known.aliases, *ent.aliases})
+            else:
+                out.entities[key] = ent.model_copy(
+                    update={"aliases": [a for a in ent.aliases if src.contains_name(a)]}
+                )
+    alias_to_key = {normalise(a): k for k, e in out.entities.items() for a in [e.name, *e.aliases]}
+    seen: set[tuple[str, str]] = set()
+    for answer, _ in answers:
+        for claim in answer.claims:
+            span = src.find(claim.quote)
+            owner = alias_to_key.get(normalise(claim.entity))
+            if span is None or owner is None or not claim.text.strip():
+                out.rejected += 1
+                continue
+            ident = (owner, normalise(claim.text))
+            if ident in seen:
+                continue
+            seen.add(ident)
+            out.claims.append((claim.model_copy(update={"entity": owner}), span.start, span.end))
+        for rel in answer.relations:
+            a, b = alias_to_key.get(normalise(rel.from_)), alias_to_key.get(normalise(rel.to))
+            if a and b and a != b and src.find(rel.quote) is not None:
+                out.relations.append((a, b, rel.relation.strip()[:200]))
+    return out
+
+
+def _embed_mentions(deps: SynthDeps, entities: dict[str, ExtractedEntity]) -> dict[str, np.ndarray]:
+    if deps.embedder is None or not entities:
+        return {}
+    keys = list(entities)
+    texts = [f"{entities[k].name}: {entities[k].description}" for k in keys]
+    vectors = deps.embedder.embed(texts)
+    return {k: np.asarray(vectors[i], dtype=np.float32) for i, k in enumerate(keys)}
+
+
+def _resolver_mentions(plans: dict[str, MentionPlan], session: Session) -> list[tuple[str, resolve_prompt.Mention]]:
+    """The ambiguous mentions with their candidates, read while the session is open."""
+    out = []
+    for key, p in plans.items():
+        if p.entity_id is not None or not p.candidates:
+            continue
+        by_id = {e.id: e for e in session.scalars(select(Entity).where(Entity.id.in_(p.candidates)))}
+        cands = tuple(
+            resolve_prompt.Candidate(by_id[c].name, by_id[c].type, by_id[c].description)
+            for c in p.candidates
+            if c in by_id
+        )
+        out.append((key, resolve_prompt.Mention(p.mention.name, p.mention.type, p.mention.description, cands)))
+    return out
+
+
+def _ask_resolver(
+    deps: SynthDeps, job: Job, source_id: str, plans: dict[str, MentionPlan],
+    ambiguous: list[tuple[str, resolve_prompt.Mention]],
+) -> dict[str, int | None]:
+    """One batched model judgment for the ambiguous mentions: mention key -> entity id or None."""
+    if not ambiguous:
+        return {}
+    ctx = resolve_prompt.ResolveContext(tuple(m for _, m in ambiguous))
+    done = deps.client.complete(
+        "resolve",
+        resolve_prompt.build_messages(ctx),
+        resolve_prompt.Resolution,
+        job_id=job.id,
+        source_id=source_id,
+        validation_context=resolve_prompt.validation_context(ctx),
+    )
+    decided: dict[str, int | None] = {key: None for key, _ in ambiguous}
+    for d in done.value.decisions:
+        if 1 <= d.mention <= len(ambiguous) and d.candidate is not None:
+            key = ambiguous[d.mention - 1][0]
+            cands = plans[key].candidates
+            if 1 <= d.candidate <= len(cands):
+                decided[key] = cands[d.candidate - 1]
+    return decided
+
+
+def run_extract(deps: SynthDeps, job: Job) -> list[int]:
+    """Run one extract job to the ledger; returns the ids of the jobs to dispatch after commit."""
+    source_id = str(job.payload["source_id"])
+    with deps.session_factory() as session:
+        src = session.get(Source, source_id)
+        if src is None or src.status in ("retracted", "replaced") or src.text is None:
+            return []
+        text = src.text
+    answers = ask_model(deps, job, source_id, text)
+    found = ground(text, answers)
+    if not found.claims and len(text.strip()) >= NON_TRIVIAL_CHARS:
+        raise ExtractionRejected(
+            f"the model found no claims with a real quote in a {len(text)}-character source "
+            f"({found.rejected} rejected by the grounding check)"
+        )
+    vectors = _embed_mentions(deps, found.entities)
+    with deps.session_factory() as session:
+        resolver = Resolver(session)
+        plans = {k: resolver.plan(e, vectors.get(k)) for k, e in found.entities.items()}
+        ambiguous = _resolver_mentions(plans, session)
+    decided = _ask_resolver(deps, job, source_id, plans, ambiguous)
+    with deps.session_factory() as session, session.begin():
+        return _apply(session, deps, job, source_id, found, vectors, decided)
+
+
+def _apply(
+    session: Session,
+    deps: SynthDeps,
+    job: Job,
+    source_id: str,
+    found: Findings,
+    vectors: dict[str, np.ndarray],
+    decided: dict[str, int | None],
+) -> list[int]:
+    src = session.get(Source, source_id)
+    if src is None or src.status in ("retracted", "replaced"):
+        return []
+    resolver = Resolver(session)  # re-plan inside the write transaction: others may have added entities
+    ids: dict[str, int] = {}
+    for key, mention in found.entities.items():
+        plan = resolver.plan(mention, vectors.get(key))
+        entity_id = plan.entity_id
+        if entity_id is None and key in decided and decided[key] in plan.candidates:
+            entity_id = decided[key]
+        if entity_id is None:
+            entity_id = resolver.create(mention, vectors.get(key)).id
+        else:
+            resolver.add_aliases(entity_id, [mention.name, *mention.aliases])
+        ids[key] = entity_id
+    touched: set[int] = set()
+    for claim, start, end in found.claims:
+        entity_id = ids[claim.entity]
+        key = claim_key(source_id, claim.text)
+        cid = claim_id(entity_id, key)
+        if session.get(Claim, cid) is not None:
+            continue
+        session.add(
+            Claim(
+                id=cid,
+                entity_id=entity_id,
+                source_id=source_id,
+                key=key,
+                text=claim.text.strip()[:2000],
+                quote=src.text[start:end] if src.text else claim.quote,
+                span_start=start,
+                span_end=end,
+                valid_from=(claim.valid_from or None) and claim.valid_from[:40],
+                valid_to=(claim.valid_to or None) and claim.valid_to[:40],
+                status="active",
+                job_id=job.id,
+            )
+        )
+        touched.add(entity_id)
+    for a, b, relation in found.relations:
+        exists = session.scalar(
+            select(Link.id).where(
+                Link.from_entity_id == ids[a],
+                Link.to_entity_id == ids[b],
+                Link.relation == relation,
+                Link.source_id == source_id,
+            )
+        )
+        if exists is None and relation:
+            session.add(Link(from_entity_id=ids[a], to_entity_id=ids[b], relation=relation, source_id=source_id))
+            touched.update((ids[a], ids[b]))
+    session.flush()
+    src.title = (found.title or src.title)[:500]
+    src.summary = found.summary[:4000]
+    src.claims_rejected = found.rejected
+    src.status = "extracted" if touched else "done"
+    src.error = None
+    jobs = []
+    for entity_id in sorted(touched):
+        entity = session.get(Entity, entity_id)
+        assert entity is not None
+        entity.revision += 1
+        jobs.append(
+            enqueue_job(
+                session, "render", f"render:{entity_id}", {"entity_id": entity_id},
+                entity_id=entity_id, max_attempts=deps.max_attempts, requeue_finished=True,
+            )
+        )
+    jobs.append(
+        enqueue_job(
+            session, "source_page", f"source_page:{source_id}", {"source_id": source_id},
+            source_id=source_id, max_attempts=deps.max_attempts, requeue_finished=True,
+        )
+    )
+    session.flush()
+    log.info("extracted %s: %d claims, %d rejected, %d entities", source_id[:12], len(found.claims),
+             found.rejected, len(touched))
+    return [j.id for j in jobs]

@@ -1,0 +1,131 @@
+"""Judging new claims against the nearby active claims of the same entity (DESIGN section 1).
+
+The candidate set is bounded: for each new claim, the few most similar active claims from *other*
+sources (string similarity of the normalised texts). Claims with no candidate are judged without a
+model call. Outcomes change statuses only, never text:
+
+- ``duplicate``: the new claim corroborates an existing one; it is kept as ``duplicate`` of it (its
+  footnote is shown beside the original's) and becomes active again if the original is retracted;
+- ``supersedes``: the existing claim becomes ``superseded`` (shown under "History", not as a dispute);
+- ``disputes``: both become ``disputed`` and a ``Contradiction`` row is opened;
+- ``unrelated``: nothing changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.models import Claim, Contradiction, Entity, Source
+from synth.deps import SynthDeps
+from synth.grounding import normalise
+from synth.prompts import judge as judge_prompt
+
+NEIGHBOURS = 4
+MIN_SIMILARITY = 35.0
+MAX_NEW_PER_CALL = 10
+
+
+@dataclass(frozen=True)
+class JudgeBatch:
+    entity: str
+    new: list[judge_prompt.ClaimRef]
+    existing: list[judge_prompt.ClaimRef]
+
+
+def _ref(claim: Claim, observed: str | None) -> judge_prompt.ClaimRef:
+    return judge_prompt.ClaimRef(claim.id, claim.text, claim.valid_from, claim.valid_to, observed)
+
+
+def plan_batches(session: Session, entity: Entity) -> tuple[list[JudgeBatch], list[str]]:
+    """Batches that need the model, and ids of new claims that have no candidate (judged as unrelated)."""
+    claims = session.scalars(
+        select(Claim).where(Claim.entity_id == entity.id, Claim.status.in_(("active", "disputed")))
+    ).all()
+    observed = {
+        sid: created.date().isoformat()
+        for sid, created in session.execute(
+            select(Source.id, Source.created_at).where(Source.id.in_({c.source_id for c in claims}))
+        )
+    }
+    new = [c for c in claims if not c.judged]
+    old = [c for c in claims if c.judged]
+    lonely: list[str] = []
+    pairs: list[tuple[Claim, list[Claim]]] = []
+    for c in new:
+        text = normalise(c.text)
+        scored = sorted(
+            ((fuzz.token_set_ratio(text, normalise(o.text)), o) for o in old if o.source_id != c.source_id),
+            key=lambda t: (-t[0], t[1].id),
+        )
+        near = [o for score, o in scored[:NEIGHBOURS] if score >= MIN_SIMILARITY]
+        if near:
+            pairs.append((c, near))
+        else:
+            lonely.append(c.id)
+    batches = []
+    for i in range(0, len(pairs), MAX_NEW_PER_CALL):
+        chunk = pairs[i : i + MAX_NEW_PER_CALL]
+        existing: dict[str, Claim] = {}
+        for _, near in chunk:
+            existing.update({o.id: o for o in near})
+        batches.append(
+            JudgeBatch(
+                entity.name,
+                [_ref(c, observed.get(c.source_id)) for c, _ in chunk],
+                [_ref(o, observed.get(o.source_id)) for o in sorted(existing.values(), key=lambda o: o.id)],
+            )
+        )
+    return batches, lonely
+
+
+def ask(deps: SynthDeps, batch: JudgeBatch, job_id: int) -> list[judge_prompt.JudgeOutcome]:
+    ctx = judge_prompt.JudgeContext(batch.entity, tuple(batch.new), tuple(batch.existing))
+    done = deps.client.complete(
+        "judge",
+        judge_prompt.build_messages(ctx),
+        judge_prompt.Judgement,
+        job_id=job_id,
+        validation_context=judge_prompt.validation_context(ctx),
+    )
+    return list(done.value.outcomes)
+
+
+def apply_outcomes(
+    session: Session, entity_id: int, judged_ids: list[str], outcomes: list[judge_prompt.JudgeOutcome]
+) -> int:
+    """Apply outcomes to claims still in the state they were judged in; returns contradictions opened."""
+    opened = 0
+    for o in outcomes:
+        new = session.get(Claim, o.claim)
+        other = session.get(Claim, o.other) if o.other else None
+        if new is None or new.entity_id != entity_id or new.status != "active" or new.judged:
+            continue
+        new.judgement = f"{o.outcome}: {o.reason}"[:2000]
+        if other is None or other.entity_id != entity_id or other.status not in ("active", "disputed"):
+            continue
+        if o.outcome == "duplicate":
+            new.status = "duplicate"
+            new.superseded_by = other.id
+        elif o.outcome == "supersedes":
+            other.status = "superseded"
+            other.superseded_by = new.id
+        elif o.outcome == "disputes":
+            new.status = "disputed"
+            other.status = "disputed"
+            a, b = sorted((new.id, other.id))
+            exists = session.scalar(
+                select(Contradiction.id).where(Contradiction.claim_a == a, Contradiction.claim_b == b)
+            )
+            if exists is None:
+                session.add(Contradiction(entity_id=entity_id, claim_a=a, claim_b=b, reason=o.reason[:2000]))
+                opened += 1
+    for cid in judged_ids:
+        claim = session.get(Claim, cid)
+        if claim is not None:
+            claim.judged = True
+    session.flush()
+    return opened

@@ -1,0 +1,274 @@
+"""The render flow: bring one entity's page to the latest ledger revision (DESIGN section 3).
+
+One render job exists per entity (``render:<id>``); claiming it is the entity's lease, so renders of
+one entity never run concurrently, and every extraction that touches the entity while a render runs
+just asks for one more run. That is the coalescing: fifty sources touching a hot page cost a handful
+of renders, each bringing the page to whatever revision the ledger has reached.
+
+A render: judge new claims (model, bounded) -> compose summary prose from the active claim set (cached
+by the claim set's hash) -> render the page from the ledger (pure, ``wiki.entity_page``) -> publish with
+compare-and-swap; on ``PageConflict`` (a person or another writer changed the page) re-read and
+re-render, never merge texts. A page left with no claims is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.errors import PageConflict
+from store.git_store import ABSENT
+from store.jobs import enqueue_job
+from store.models import Alias, Claim, Contradiction, Entity, Job, Link, Page, Source
+from synth import judge_flow
+from synth.deps import SynthDeps
+from synth.errors import SynthError
+from synth.prompts import compose as compose_prompt
+from wiki.entity_page import ClaimView, ConflictView, EntityView, render_entity_page
+
+log = logging.getLogger(__name__)
+
+MAX_PASSES = 5
+MAX_CAS_TRIES = 8
+COMPOSE_MIN_CLAIMS = 3
+COMPOSE_MAX_CLAIMS = 30
+SHOWN = ("active", "disputed", "duplicate")
+
+
+@dataclass
+class Snapshot:
+    revision: int
+    view: EntityView
+    path: str
+    claim_set: str
+    prose_needed: bool
+    sources: list[str]
+
+
+def _claim_view(c: Claim, sources: dict[str, Source]) -> ClaimView:
+    s = sources[c.source_id]
+    return ClaimView(
+        id=c.id,
+        text=c.text,
+        quote=c.quote,
+        source_id=c.source_id,
+        source_title=s.title or s.origin,
+        source_page=f"wiki/sources/{s.slug}.md",
+        status=c.status,
+        valid_from=c.valid_from,
+        valid_to=c.valid_to,
+        superseded_by=c.superseded_by,
+    )
+
+
+def snapshot(session: Session, entity_id: int) -> Snapshot | None:
+    """Everything the page is rendered from, read in one short transaction."""
+    entity = session.get(Entity, entity_id)
+    if entity is None:
+        return None
+    claims = session.scalars(
+        select(Claim).where(Claim.entity_id == entity_id, Claim.status.in_((*SHOWN, "superseded")))
+    ).all()
+    sources = {s.id: s for s in session.scalars(select(Source).where(Source.id.in_({c.source_id for c in claims})))}
+    shown = sorted((c for c in claims if c.status in SHOWN), key=lambda c: (c.created_at, c.id))
+    history = sorted((c for c in claims if c.status == "superseded"), key=lambda c: (c.created_at, c.id))
+    conflicts = session.scalars(
+        select(Contradiction).where(Contradiction.entity_id == entity_id, Contradiction.status == "open")
+    ).all()
+    by_id = {c.id: c for c in claims}
+    conflict_views = [
+        ConflictView(_claim_view(by_id[x.claim_a], sources), _claim_view(by_id[x.claim_b], sources), x.reason)
+        for x in conflicts
+        if x.claim_a in by_id and x.claim_b in by_id
+    ]
+    related = _related(session, entity_id)
+    page = session.scalar(select(Page).where(Page.path == entity.page_path))
+    active_ids = sorted(c.id for c in shown if c.status != "duplicate")
+    claim_set = hashlib.sha256("\n".join(active_ids).encode()).hexdigest()
+    cached = page.prose if page is not None and page.prose_hash == claim_set else None
+    aliases = sorted(session.scalars(select(Alias.alias).where(Alias.entity_id == entity_id)))
+    view = EntityView(
+        entity_id=entity.id,
+        name=entity.name,
+        type=entity.type,
+        slug=entity.slug,
+        aliases=aliases,
+        revision=entity.revision,
+        summary=cached,
+        claims=[_claim_view(c, sources) for c in shown],
+        history=[_claim_view(c, sources) for c in history],
+        conflicts=conflict_views,
+        related=related,
+    )
+    return Snapshot(
+        revision=entity.revision,
+        view=view,
+        path=entity.page_path,
+        claim_set=claim_set,
+        prose_needed=cached is None and len(active_ids) >= COMPOSE_MIN_CLAIMS,
+        sources=sorted(sources),
+    )
+
+
+def _related(session: Session, entity_id: int) -> list[tuple[str, str]]:
+    rows = session.execute(
+        select(Link.from_entity_id, Link.to_entity_id).where(
+            Link.status == "active", (Link.from_entity_id == entity_id) | (Link.to_entity_id == entity_id)
+        )
+    ).all()
+    other_ids = {b if a == entity_id else a for a, b in rows} - {entity_id}
+    if not other_ids:
+        return []
+    others = session.scalars(select(Entity).where(Entity.id.in_(other_ids))).all()
+    has_claims = set(
+        session.scalars(select(Claim.entity_id).where(Claim.entity_id.in_(other_ids), Claim.status.in_(SHOWN)))
+    )
+    return sorted((e.name, e.name) for e in others if e.id in has_claims)
+
+
+def _compose(deps: SynthDeps, snap: Snapshot, job_id: int) -> tuple[str | None, str | None]:
+    """Summary prose citing claim ids, or None; returns (prose, assisted_by)."""
+    claims = [c for c in snap.view.claims if c.status != "duplicate"][:COMPOSE_MAX_CLAIMS]
+    ctx = compose_prompt.ComposeContext(
+        snap.view.name, snap.view.type, tuple(compose_prompt.CitedClaim(c.id, c.text) for c in claims)
+    )
+    try:
+        done = deps.client.complete(
+            "compose",
+            compose_prompt.build_messages(ctx),
+            compose_prompt.Summary,
+            job_id=job_id,
+            validation_context=compose_prompt.validation_context(ctx),
+        )
+    except SynthError as exc:
+        if type(exc).__name__ == "ModelUnavailable":
+            raise
+        log.warning("compose failed for %s, rendering facts only: %s", snap.path, exc)
+        return None, None
+    return done.value.summary, done.assisted_by
+
+
+def _judge(deps: SynthDeps, entity_id: int, job_id: int) -> None:
+    with deps.session_factory() as session:
+        entity = session.get(Entity, entity_id)
+        if entity is None:
+            return
+        batches, lonely = judge_flow.plan_batches(session, entity)
+    results = [(batch, judge_flow.ask(deps, batch, job_id)) for batch in batches]
+    with deps.session_factory() as session, session.begin():
+        judge_flow.apply_outcomes(session, entity_id, lonely, [])
+        for batch, outcomes in results:
+            judge_flow.apply_outcomes(session, entity_id, [c.id for c in batch.new], outcomes)
+
+
+def _publish(deps: SynthDeps, snap: Snapshot, job: Job, assisted_by: str | None) -> tuple[str | None, str | None]:
+    """Render and compare-and-swap publish; returns (blob id or None if removed, commit)."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d")
+    trailers = [("Lore-Job", str(job.id)), *[("Lore-Source", s) for s in snap.sources]]
+    if assisted_by:
+        trailers.append(("Assisted-by", assisted_by))
+    for _ in range(MAX_CAS_TRIES):
+        current = deps.store.read(snap.path)
+        if not snap.view.claims and not snap.view.history:
+            if current.version == ABSENT:
+                return None, None
+            change: bytes | None = None
+            message = f"Remove {snap.view.name}: no claims left"
+        else:
+            previous = current.content.decode("utf-8", "replace") if current.content is not None else None
+            rendered = render_entity_page(snap.view, previous, now)
+            change = rendered.text.encode()
+            message = f"Render {snap.view.name} (revision {snap.revision})"
+        try:
+            result = deps.store.write({snap.path: change}, {snap.path: current.version}, message, trailers)
+        except PageConflict:
+            continue
+        after = deps.store.read(snap.path)
+        return (None if after.version == ABSENT else after.version), result.commit
+    raise PageConflict([snap.path])
+
+
+def run_render(deps: SynthDeps, job: Job) -> list[int]:
+    """Render the entity until its page matches the ledger's latest revision."""
+    entity_id = int(job.payload["entity_id"])
+    follow: list[int] = []
+    for _ in range(MAX_PASSES):
+        _judge(deps, entity_id, job.id)
+        with deps.session_factory() as session:
+            snap = snapshot(session, entity_id)
+            if snap is None:
+                return follow
+            entity = session.get(Entity, entity_id)
+            assert entity is not None
+            if entity.rendered_revision >= snap.revision and not snap.prose_needed:
+                return follow
+        assisted_by = None
+        if snap.prose_needed:
+            prose, assisted_by = _compose(deps, snap, job.id)
+            snap.view.summary = prose
+        blob, commit = _publish(deps, snap, job, assisted_by if snap.view.summary else None)
+        with deps.session_factory() as session, session.begin():
+            follow += _record(session, deps, snap, blob, commit)
+        if deps.search is not None and blob is not None:
+            _index(deps, snap)
+        with deps.session_factory() as session:
+            entity = session.get(Entity, entity_id)
+            if entity is None or entity.revision <= snap.revision:
+                return follow
+    return follow
+
+
+def _record(session: Session, deps: SynthDeps, snap: Snapshot, blob: str | None, commit: str | None) -> list[int]:
+    entity = session.get(Entity, snap.view.entity_id)
+    assert entity is not None
+    page = session.scalar(select(Page).where(Page.path == snap.path))
+    if page is None:
+        page = Page(path=snap.path, kind="entity", entity_id=entity.id)
+        session.add(page)
+    page.title = entity.name
+    page.blob_id = blob
+    page.commit_id = commit or page.commit_id
+    page.rendered_revision = snap.revision
+    if snap.view.summary:
+        page.prose = snap.view.summary
+        page.prose_hash = snap.claim_set
+    page.renders = (page.renders or 0) + 1
+    entity.rendered_revision = max(entity.rendered_revision, snap.revision)
+    session.flush()
+    _finish_sources(session, snap.sources)
+    job = enqueue_job(session, "catalog", "catalog", {}, delay_s=deps.catalog_debounce_s, requeue_finished=True,
+                      max_attempts=deps.max_attempts)
+    return [job.id]
+
+
+def _finish_sources(session: Session, source_ids: list[str]) -> None:
+    """A source is ``done`` once every entity it touched has been rendered past its claims."""
+    for sid in source_ids:
+        src = session.get(Source, sid)
+        if src is None or src.status != "extracted":
+            continue
+        pending = session.scalar(
+            select(Entity.id)
+            .join(Claim, Claim.entity_id == Entity.id)
+            .where(Claim.source_id == sid, Entity.rendered_revision < Entity.revision)
+            .limit(1)
+        )
+        if pending is None:
+            src.status = "done"
+    session.flush()
+
+
+def _index(deps: SynthDeps, snap: Snapshot) -> None:
+    try:
+        from store.page_index import index_page
+
+        current = deps.store.read(snap.path)
+        if current.content is not None:
+            index_page(deps.search, snap.path, current.content.decode("utf-8", "replace"), snap.view.claims)
+    except Exception as exc:  # the index is rebuildable (`lore reindex`); a failure must not fail the render
+        log.warning("search index update failed for %s: %s", snap.path, exc)

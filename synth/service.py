@@ -1,0 +1,112 @@
+"""Running jobs: the one entry point workers call (``run_job``).
+
+``run_job`` claims the job in the jobs table, runs its flow, and records the outcome:
+
+- success -> ``done``; follow-up jobs are dispatched after the commit that created them;
+- the model is unavailable (every endpoint's breaker open) -> the job waits in the database
+  (``next_attempt_at``) without spending an attempt;
+- a permanent failure (context overflow, no grounded claims, a source that cannot be read) -> the
+  source is ``failed`` with a reason a person understands, and the job is ``dead``;
+- anything else -> ``failed`` with backoff; after ``max_attempts`` the job is ``dead`` and visible.
+
+A crash between any two steps leaves the job ``running`` with a lease; the sweep sends it again once
+the lease expires, and every flow is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from sqlalchemy.exc import OperationalError
+
+from store.errors import StoreError
+from store.jobs import claim_job, complete_job, defer_job, fail_job
+from store.models import Job, Source
+from synth.deps import SynthDeps
+from synth.errors import ContextOverflow, ExtractionRejected, InvalidAnswer, ModelUnavailable, OutputTruncated
+
+log = logging.getLogger(__name__)
+
+PERMANENT = (ContextOverflow, ExtractionRejected)
+BACKOFF_S = (5.0, 30.0, 120.0, 600.0)
+
+
+def _flow(kind: str):  # type: ignore[no-untyped-def]
+    if kind == "extract":
+        from synth.extract_flow import run_extract
+
+        return run_extract
+    if kind == "render":
+        from synth.render_flow import run_render
+
+        return run_render
+    if kind == "source_page":
+        from synth.source_page_flow import run_source_page
+
+        return run_source_page
+    if kind == "catalog":
+        from synth.catalog_flow import run_catalog
+
+        return run_catalog
+    if kind == "retract":
+        from synth.lifecycle import run_retract
+
+        return run_retract
+    raise ValueError(f"unknown job kind {kind!r}")
+
+
+def _explain(exc: BaseException) -> str:
+    """A reason a person understands, for the source's error field."""
+    if isinstance(exc, ContextOverflow):
+        return f"the document is too long for the model's context: {exc}"
+    if isinstance(exc, ExtractionRejected):
+        return str(exc)
+    if isinstance(exc, OutputTruncated):
+        return f"the model's answer was cut off (output limit): {exc}"
+    if isinstance(exc, InvalidAnswer):
+        return f"the model's answer did not match the expected structure, even after a repair: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_job(deps: SynthDeps, job_id: int) -> str:
+    """Claim and run one job. Returns done | retry | deferred | dead | skipped. Safe to call twice."""
+    with deps.session_factory() as session, session.begin():
+        job = claim_job(session, job_id, deps.worker_id, deps.lease_s)
+        if job is None:
+            return "skipped"
+        session.expunge(job)
+    try:
+        follow_ups = _flow(job.kind)(deps, job)
+    except ModelUnavailable as exc:
+        with deps.session_factory() as session, session.begin():
+            live = session.get(Job, job.id)
+            if live is not None:
+                defer_job(session, live, wait_s=max(exc.retry_after_s, 5.0), reason=str(exc))
+        return "deferred"
+    except Exception as exc:  # every failure is recorded; none escapes unrecorded
+        permanent = isinstance(exc, PERMANENT)
+        transient_infra = isinstance(exc, OperationalError | StoreError)
+        reason = _explain(exc)
+        log.warning("job %s (%s) failed: %s", job.id, job.kind, reason)
+        with deps.session_factory() as session, session.begin():
+            live = session.get(Job, job.id)
+            if live is None:
+                return "dead"
+            delay = 1.0 if transient_infra else BACKOFF_S[min(live.attempts - 1, len(BACKOFF_S) - 1)]
+            fail_job(session, live, reason + "\n" + traceback.format_exc(limit=3), retry_in_s=delay,
+                     permanent=permanent)
+            if live.state == "dead" and live.source_id and live.kind == "extract":
+                src = session.get(Source, live.source_id)
+                if src is not None and src.status not in ("retracted", "replaced"):
+                    src.status = "failed"
+                    src.error = reason
+            state = live.state
+        return "dead" if state == "dead" else "retry"
+    with deps.session_factory() as session, session.begin():
+        live = session.get(Job, job.id)
+        if live is not None and live.state == "running" and complete_job(session, live):
+            follow_ups = [*follow_ups, live.id]
+    if follow_ups:
+        deps.dispatch(list(follow_ups))
+    return "done"
