@@ -98,6 +98,39 @@ def migrate() -> None:
     console.print(f"[green]database at head[/green] {s.database_url}")
 
 
+@app.command("fake-llm")
+def fake_llm(
+    host: str = typer.Option("127.0.0.1", help="Address to bind (keep it on loopback)."),
+    port: int = typer.Option(8099, help="Port to listen on."),
+    latency_ms: float = typer.Option(0.0, help="Added latency per call, in milliseconds."),
+    failure_rate: float = typer.Option(0.0, help="Share of calls answered with HTTP 500."),
+    malformed_rate: float = typer.Option(0.0, help="Share of answers that are not valid JSON."),
+    ignore_schema_rate: float = typer.Option(0.0, help="Share of answers that are valid JSON of the wrong shape."),
+    hang_rate: float = typer.Option(0.0, help="Share of calls that never answer until the client gives up."),
+    truncate_rate: float = typer.Option(0.0, help="Share of answers cut off with finish_reason=length."),
+    context_tokens: int = typer.Option(32768, help="Context size; longer prompts get a context-length 400."),
+    concurrency: int = typer.Option(16, help="Calls served at once; the rest queue."),
+    seed: int = typer.Option(0, help="Seed of the fault rolls (same seed, same behaviour)."),
+    mode: str = typer.Option("normal", help="normal | obedient (follows instructions planted in documents)."),
+) -> None:
+    """Run the fake OpenAI-compatible model server: a TEST DOUBLE for tests and benchmarks only.
+
+    It is never a default or a fallback; point LORE_LLM__BASE_URL at it only to test or benchmark.
+    """
+    from bench.fake_llm import FakeConfig, serve
+
+    if mode not in ("normal", "obedient"):
+        console.print("[red]--mode must be normal or obedient[/red]")
+        raise typer.Exit(2)
+    config = FakeConfig(
+        latency_ms=latency_ms, failure_rate=failure_rate, malformed_rate=malformed_rate,
+        ignore_schema_rate=ignore_schema_rate, hang_rate=hang_rate, truncate_rate=truncate_rate,
+        context_tokens=context_tokens, concurrency=concurrency, seed=seed, mode=mode,  # type: ignore[arg-type]
+    )
+    console.print(f"fake model server (test double) at http://{host}:{port}/v1 — Ctrl-C stops it")
+    serve(config, host=host, port=port)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
