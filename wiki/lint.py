@@ -1,0 +1,206 @@
+"""Checks over page texts and claim data. Pure: the caller reads the pages and the ledger.
+
+Findings (``kind``, severity):
+
+- ``malformed-page`` (warning): a marker or the front matter could not be read; the text is kept.
+- ``edited-region`` (warning): a person edited inside a machine region (the next render keeps it in Notes).
+- ``uncited-fact`` (error): a bullet of ``facts`` / ``claims`` without a footnote.
+- ``uncited-sentence`` (warning): a sentence of ``summary`` prose without a footnote.
+- ``unknown-claim`` (error): a footnote that names no claim and is not a person's own footnote.
+- ``undefined-footnote`` (error): a ``[^claim]`` reference with no definition on the page.
+- ``unquoted-claim`` (error): the page cites a claim whose quote the caller could not find in its source.
+- ``broken-link`` (error in a machine region, warning in human text): a wikilink that names no page.
+- ``ambiguous-link`` (warning): a wikilink that names several pages equally well.
+- ``not-in-index`` / ``no-index`` (error): a page ``wiki/index.md`` does not list, or no index at all.
+- ``orphan`` (warning): no other page links to it (the generated catalog pages do not count).
+- ``stub`` (warning): an entity page citing fewer than ``min_claims`` claims in its facts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from wiki.catalog import CONTRADICTIONS_PATH, INDEX_PATH, LOG_PATH
+from wiki.links import LinkIndex, PageRef
+from wiki.markdown import (
+    REF_MARK,
+    WikiLink,
+    extract_footnote_defs,
+    extract_footnote_refs,
+    extract_wikilinks,
+    text_units,
+)
+from wiki.page import PageDoc, Region, Text, parse_page
+
+__all__ = ["Finding", "lint_pages"]
+
+Severity = Literal["error", "warning"]
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_CATALOG_PATHS = (INDEX_PATH, LOG_PATH, CONTRADICTIONS_PATH)
+_FACT_REGIONS = ("facts", "claims")
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem found on one page."""
+
+    severity: Severity
+    kind: str
+    path: str
+    detail: str
+
+
+@dataclass
+class _Page:
+    path: str
+    doc: PageDoc
+    kind: str  # entity | source | catalog | other
+
+
+def _kind(path: str, meta: Mapping[Any, Any]) -> str:
+    raw = meta.get("lore")
+    lore: dict[Any, Any] = raw if isinstance(raw, dict) else {}
+    if path in _CATALOG_PATHS or meta.get("type") == "catalog":
+        return "catalog"
+    if "entity" in lore:
+        return "entity"
+    if meta.get("type") == "source" or "source" in lore:
+        return "source"
+    return "other"
+
+
+def _aliases(meta: Mapping[Any, Any]) -> list[str]:
+    aliases = meta.get("aliases")
+    if isinstance(aliases, str):
+        return [aliases]
+    if isinstance(aliases, list):
+        return [str(a) for a in aliases if a is not None]
+    return []
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.replace(REF_MARK, "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _structure(page: _Page) -> Iterable[Finding]:
+    for problem in page.doc.problems:
+        yield Finding("warning", "malformed-page", page.path, f"line {problem.line}: {problem.detail}")
+    for region in page.doc.regions:
+        if region.edited:
+            yield Finding("warning", "edited-region", page.path, f"region '{region.name}' was edited by hand")
+
+
+def _citations(page: _Page) -> Iterable[Finding]:
+    if page.kind not in ("entity", "source"):
+        return
+    for name in _FACT_REGIONS:
+        region = page.doc.region(name)
+        for unit in text_units(region.content) if region else []:
+            if unit.kind == "item" and not unit.refs:
+                yield Finding("error", "uncited-fact", page.path, f"{name}: '{_shorten(unit.text)}'")
+    summary = page.doc.region("summary")
+    for unit in text_units(summary.content) if summary else []:
+        if unit.kind not in ("paragraph", "item"):
+            continue
+        sentences: list[str] = []
+        for piece in _SENTENCE_END.split(unit.text):
+            if sentences and not piece.replace(REF_MARK, "").strip():
+                sentences[-1] += piece  # a reference standing after the full stop belongs to the sentence
+            else:
+                sentences.append(piece)
+        for sentence in sentences:
+            if REF_MARK not in sentence and sentence.strip():
+                yield Finding("warning", "uncited-sentence", page.path, f"summary: '{_shorten(sentence)}'")
+
+
+def _footnotes(page: _Page, text: str, claim_ids: Collection[str], unquoted: Collection[str]) -> Iterable[Finding]:
+    machine_defs = {d.label for r in page.doc.regions for d in extract_footnote_defs(r.content)}
+    human_defs = {d.label for d in extract_footnote_defs(page.doc.human_text())}
+    for label in sorted(set(extract_footnote_refs(text)) | machine_defs):
+        if label in claim_ids:
+            if label not in machine_defs | human_defs:
+                yield Finding("error", "undefined-footnote", page.path, f"[^{label}] has no definition")
+            if label in unquoted:
+                yield Finding("error", "unquoted-claim", page.path, f"[^{label}]: quote not found in its source")
+        elif label in machine_defs or label not in human_defs:
+            yield Finding("error", "unknown-claim", page.path, f"[^{label}] names no claim")
+
+
+def _links_by_owner(doc: PageDoc) -> list[tuple[bool, WikiLink]]:
+    """Return ``(in a machine region, link)`` for every wikilink of the body."""
+    found: list[tuple[bool, WikiLink]] = []
+    for part in doc.parts:
+        if isinstance(part, Region):
+            found += [(True, link) for link in extract_wikilinks(part.content)]
+    human = "".join(p.text for p in doc.parts if isinstance(p, Text))
+    return found + [(False, link) for link in extract_wikilinks(human)]
+
+
+def lint_pages(
+    pages: Mapping[str, str],
+    claim_ids: Collection[str],
+    *,
+    unquoted: Collection[str] = (),
+    min_claims: int = 2,
+    index_path: str = INDEX_PATH,
+) -> list[Finding]:
+    """Check every page and return the findings, sorted.
+
+    Args:
+        pages: repository path (``wiki/...md``) -> page text, for every page of the wiki.
+        claim_ids: ids of the claims that exist in the ledger (any status).
+        unquoted: ids of claims whose quote the caller could not find in their source text.
+        min_claims: entity pages citing fewer claims in their facts are stubs.
+        index_path: the path of the generated index.
+
+    Returns:
+        Findings sorted by severity, kind, path and detail, each once.
+    """
+    claim_set, unquoted_set = set(claim_ids), set(unquoted)
+    parsed = {path: parse_page(text) for path, text in pages.items()}
+    entries = {path: _Page(path, doc, _kind(path, doc.meta)) for path, doc in parsed.items()}
+    index = LinkIndex(
+        PageRef(path, str(doc.meta.get("title") or ""), _aliases(doc.meta)) for path, doc in parsed.items()
+    )
+    findings: set[Finding] = set()
+    inbound: dict[str, set[str]] = {path: set() for path in pages}
+    listed: set[str] = set()
+    for path, page in sorted(entries.items()):
+        findings.update(_structure(page))
+        findings.update(_citations(page))
+        findings.update(_footnotes(page, pages[path], claim_set, unquoted_set))
+        for machine, link in _links_by_owner(page.doc):
+            if not link.target:
+                continue
+            resolved = index.resolve(link.target)
+            if resolved is None:
+                severity: Severity = "error" if machine else "warning"
+                findings.add(Finding(severity, "broken-link", path, f"[[{link.target}]] names no page"))
+                continue
+            if index.ambiguous(link.target):
+                others = ", ".join(index.ambiguous(link.target))
+                findings.add(Finding("warning", "ambiguous-link", path, f"[[{link.target}]] names {others}"))
+            if path == index_path:
+                listed.add(resolved)
+            if page.kind != "catalog" and resolved != path:
+                inbound[resolved].add(path)
+    content = [p for p, page in entries.items() if page.kind != "catalog"]
+    if content and index_path not in pages:
+        findings.add(Finding("error", "no-index", index_path, "the wiki has pages but no index"))
+    for path in sorted(content):
+        if index_path in pages and path not in listed:
+            findings.add(Finding("error", "not-in-index", path, f"{index_path} does not list this page"))
+        if not inbound[path]:
+            findings.add(Finding("warning", "orphan", path, "no other page links here"))
+        page = entries[path]
+        if page.kind == "entity":
+            facts = page.doc.region("facts")
+            cited = {r for u in text_units(facts.content) for r in u.refs} if facts else set()
+            if len(cited & claim_set) < min_claims:
+                detail = f"{len(cited & claim_set)} claim(s) cited, fewer than {min_claims}"
+                findings.add(Finding("warning", "stub", path, detail))
+    return sorted(findings)
