@@ -44,8 +44,8 @@ _SYMBOLS = {"+": " plus ", "#": " sharp ", "&": " and ", "@": " at "}
 # Windows device names, reserved whatever the extension ("con.md" is reserved too).
 _RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
 
-_DIGIT_DOT = re.compile(r"(?<=[0-9])\.(?=[0-9])")
-_NOT_SLUG = re.compile(r"[^a-z0-9\x00]+")
+_NOT_SLUG = re.compile(r"[^a-z0-9.]")
+_LONE_DOT = re.compile(r"(?<![0-9])\.|\.(?![0-9])")  # a dot survives only inside a version number
 
 
 def short_hash(text: str, length: int = HASH_LEN) -> str:
@@ -72,10 +72,8 @@ def _ascii_fold(name: str) -> tuple[str, bool]:
 
 def _core(name: str) -> tuple[str, bool]:
     folded, lost = _ascii_fold(name)
-    text = folded.lower()
-    text = _DIGIT_DOT.sub("\x00", text)  # protect dots inside version numbers
-    text = _NOT_SLUG.sub("-", text).replace("\x00", ".")
-    text = re.sub(r"-*\.-*", ".", text)
+    text = _NOT_SLUG.sub("-", folded.lower())
+    text = re.sub(r"-+", "-", _LONE_DOT.sub("-", text))
     return text.strip("-."), lost
 
 
