@@ -48,7 +48,7 @@ _LIST_MARK = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 _INJECTIONS = {
     "ignore": re.compile(r"ignore (?:all |any )?(?:the )?(?:previous|prior|above|earlier) instructions", re.I),
     "delete": re.compile(r"\bdelete (?:the )?(?:page |file |entity |wiki )?([\w./\\~-]+)", re.I),
-    "write": re.compile(r"\bwrite (?:\w+ )?(?:to|into) (?:the )?(?:path |file )?([\w./\\~-]+)", re.I),
+    "write": re.compile(r"\bwrite (?:\w+ ){0,3}?(?:to|into) (?:the )?(?:path |file )?([\w./\\~-]+)", re.I),
     "cite": re.compile(r"\bcite \[?\^?([\w.:-]+)\]?", re.I),
 }
 
@@ -232,11 +232,12 @@ def extract(text: str, *, obedient: bool = False) -> dict[str, Any]:
     relations: list[dict[str, Any]] = []
     for name, _t in names:
         hits = [(s, e) for s, e in spans if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text[s:e])]
-        if not hits and len(names) == 1:
-            hits = spans[:3]
         for s, e in hits[:2]:
             claims.append({"entity": name, "text": _flat(text[s:e]), "quote": text[s:e],
                            "valid_from": None, "valid_to": None})
+    if not claims and names:  # the sentences never name anything: they are about the document's subject
+        claims = [{"entity": names[0][0], "text": _flat(text[s:e]), "quote": text[s:e],
+                   "valid_from": None, "valid_to": None} for s, e in spans[:3]]
     for s, e in spans:
         present = [n for n, _ in names if re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text[s:e])]
         if len(present) >= 2 and len(relations) < 8:
@@ -254,7 +255,7 @@ def injections(text: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for kind, pattern in _INJECTIONS.items():
         for m in pattern.finditer(text):
-            found.setdefault(kind, []).append(m.group(1) if m.groups() else m.group(0))
+            found.setdefault(kind, []).append((m.group(1) if m.groups() else m.group(0)).rstrip(".,;:!?"))
     return found
 
 
@@ -309,7 +310,7 @@ def _digits(s: str) -> list[str]:
 
 def resolve(data: str, *, obedient: bool = False) -> dict[str, Any]:
     """A resolution answer: a candidate whose name or alias matches the mention, else null."""
-    decisions = []
+    decisions: list[dict[str, Any]] = []
     for row in _json_lines(data):
         name = _norm(row.get("name", ""))
         pick, reason = None, "no candidate has this name"

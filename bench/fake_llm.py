@@ -141,10 +141,11 @@ class FakeModel:
         """Answer one chat-completions request: ``(status, json body)``."""
         with self._lock:
             self._stats["requests"] += 1
-        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+        listed = body.get("messages")
+        messages: list[dict[str, Any]] = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
         schema = fake_answers.find_schema(body)
         stage = fake_answers.stage_of(schema, messages)
-        prompt = "".join(f"{m.get('role')}:{m.get('content')}\n" for m in messages if isinstance(m, dict))
+        prompt = "".join(f"{m.get('role')}:{m.get('content')}\n" for m in messages)
         prompt_tokens = estimate_tokens(prompt) + 4 * len(messages)
         if self.config.down:
             self._count(stage, "down")
@@ -276,7 +277,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = self.path.split("?")[0].rstrip("/")
         if path == "/v1/chat/completions":
-            status, payload = fake.chat(body, raw)
+            try:
+                status, payload = fake.chat(body, raw)
+            except Exception as exc:  # a bug or an odd request: answer like a server would, never hang up
+                status, payload = 500, _error(f"fake-llm failed: {type(exc).__name__}: {exc}", "InternalError", 500)
             self._send(status, payload)
         elif path == "/control":
             try:
@@ -339,7 +343,7 @@ class FakeLLM:
         return f"http://{self.host}:{self.port}/v1"
 
     def start(self) -> FakeLLM:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-llm", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-llm", daemon=True)
         self._thread.start()
         return self
 

@@ -8,11 +8,10 @@ class (DESIGN section 3):
 - transient failures (connect errors, timeouts, 429, 5xx) are retried here at most ``max_retries``
   times, with jittered exponential backoff, within ``total_s``, and only while the system-wide retry
   budget allows it;
-- a circuit breaker per endpoint refuses calls while the server is believed down; endpoints are tried
-  in order, so while the first one's breaker is open calls go to the next, and the answer names the
-  endpoint that produced it; with every breaker open ``ModelUnavailable`` tells the job how long to wait;
-- the prompt size is checked before the call, and a context-length 400 from the server is a
-  ``ContextOverflow``; neither is ever retried;
+- a circuit breaker per endpoint refuses calls while its server is believed down; endpoints are tried
+  in order and the answer names the one that produced it; with every breaker open ``ModelUnavailable``
+  tells the job how long to wait;
+- the prompt size is checked before the call; a context-length 400 is ``ContextOverflow``, never retried;
 - ``finish_reason == "length"`` is ``OutputTruncated``;
 - an answer that fails validation is repaired once: the validation error goes back to the model in one
   more call; still invalid is ``InvalidAnswer``.
@@ -126,7 +125,7 @@ class _Call:
     usage: Usage = field(default_factory=Usage)
 
 
-def _retry_after_header(resp: httpx.Response) -> float | None:
+def _retry_after_header(resp: httpx.Response) -> float | None:  # seconds form only
     try:
         return max(0.0, float(resp.headers.get("retry-after", "")))
     except ValueError:
@@ -143,9 +142,8 @@ class ModelClient:
         context_tokens: the served model's context window (prompt + answer must fit).
         max_retries: retries of transient errors per logical call (the repair call is not a retry).
         backoff_base_s: first backoff; it doubles per retry, jittered, up to ``backoff_max_s``.
-        backoff_max_s: largest single backoff.
-        breaker_failures: consecutive failures that open an endpoint's breaker.
-        breaker_reset_s: seconds before an open breaker lets a trial call through.
+        breaker_failures: consecutive failures that open an endpoint's breaker; ``breaker_reset_s``:
+            seconds before an open breaker lets a trial call through.
         thinking: ask reasoning models to think (``chat_template_kwargs.enable_thinking``).
         retry_budget: shared budget; default an in-memory one with ratio 0.2.
         recorder: receives one ``CallRecord`` per attempt; its failures are logged, never raised.
@@ -305,8 +303,6 @@ class ModelClient:
             self._record(call, endpoint, call.attempts, outcome, started, usage)
             return Completion(value, endpoint, endpoint.model, call.usage, call.attempts, call.repaired)
 
-    # --- steps ------------------------------------------------------------------------------------
-
     def _pick(self, call: _Call) -> tuple[Endpoint, CircuitBreaker]:
         for endpoint, breaker in zip(self.endpoints, self.breakers, strict=True):
             if breaker.allow():
@@ -342,9 +338,12 @@ class ModelClient:
             connect=min(t.connect_s, remaining), read=min(t.read_s, remaining),
             write=min(t.read_s, remaining), pool=min(t.connect_s, remaining),
         )
-        headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+        headers = {"Content-Type": "application/json"}
+        if endpoint.api_key:
+            headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        payload = json.dumps(body).encode("ascii")  # ASCII escapes survive stray surrogates in documents
         try:
-            with self._http.stream("POST", endpoint.url, json=body, headers=headers, timeout=timeout) as resp:
+            with self._http.stream("POST", endpoint.url, content=payload, headers=headers, timeout=timeout) as resp:
                 chunks = []
                 for chunk in resp.iter_bytes():
                     chunks.append(chunk)

@@ -93,7 +93,7 @@ class Usage:
 def hash_messages(messages: Sequence[dict[str, Any]]) -> str:
     """A stable sha256 of a message list (the ``prompt_hash`` of call records)."""
     canon = json.dumps(list(messages), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def estimate_tokens(messages: Sequence[dict[str, Any]], tokenizer: Callable[[str], int] | None = None) -> int:

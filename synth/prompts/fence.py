@@ -33,7 +33,7 @@ def nonce_for(text: str) -> str:
     """A 16-hex-digit nonce derived from ``text`` that does not occur anywhere in ``text``."""
     counter = 0
     while True:
-        nonce = hashlib.sha256(f"{counter}:{text}".encode()).hexdigest()[:16]
+        nonce = hashlib.sha256(f"{counter}:{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
         if nonce not in text:
             return nonce
         counter += 1
