@@ -155,8 +155,27 @@ def _parse_front_matter(text: str, problems: list[Problem]) -> tuple[dict[Any, A
     return data, raw, dumped
 
 
+class _Dumper(yaml.SafeDumper):
+    """Safe dumper that writes a value shared by two keys twice instead of as an alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # PyYAML's unicode output mangles NEL and the Unicode line separators in plain or single-quoted
+    # scalars; double quotes escape them (\N, \L, \P).
+    style = '"' if any(c in data for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _dump_meta(meta: dict[Any, Any]) -> str:
-    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000)
+    return yaml.dump(
+        meta, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000
+    )
 
 
 def _find_close(lines: list[str], start: int, name: str) -> tuple[int | None, Problem | None]:

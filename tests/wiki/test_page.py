@@ -64,6 +64,17 @@ def test_changed_meta_is_written_again_and_untouched_meta_keeps_its_formatting()
     assert out.endswith(render_page(PageDoc(parts=doc.parts)))
 
 
+def test_front_matter_with_shared_values_and_awkward_characters_reads_back() -> None:
+    shared = ["k8s"]
+    doc = PageDoc(meta={"aliases": shared, "also": shared, "odd": "a\x85b\u2028", "title": "Köln"})
+    text = render_page(doc)
+    assert "&id" not in text
+    assert "Köln" in text
+    again = parse_page(text)
+    assert again.problems == []
+    assert again.meta == doc.meta
+
+
 def test_edit_inside_a_region_is_detected_and_line_endings_are_not_an_edit() -> None:
     text = _page()
     edited = parse_page(text.replace("- Runs on EKS", "- Runs on EKS, mostly"))
