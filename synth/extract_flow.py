@@ -258,7 +258,8 @@ def _apply(
         )
     jobs.append(
         enqueue_job(
-            session, "source_page", f"source_page:{source_id}", {"source_id": source_id},
+            session, "source_page", f"source_page:{source_id}",
+            {"source_id": source_id, "assisted_by": found.assisted_by},
             source_id=source_id, max_attempts=deps.max_attempts, requeue_finished=True,
         )
     )

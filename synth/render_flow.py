@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -30,6 +30,7 @@ from synth.deps import SynthDeps
 from synth.errors import SynthError
 from synth.prompts import compose as compose_prompt
 from wiki.entity_page import ClaimView, ConflictView, EntityView, render_entity_page
+from wiki.links import page_target
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Snapshot:
     sources: list[str]
 
 
-def _claim_view(c: Claim, sources: dict[str, Source]) -> ClaimView:
+def claim_view(c: Claim, sources: dict[str, Source]) -> ClaimView:
     s = sources[c.source_id]
     return ClaimView(
         id=c.id,
@@ -58,7 +59,7 @@ def _claim_view(c: Claim, sources: dict[str, Source]) -> ClaimView:
         quote=c.quote,
         source_id=c.source_id,
         source_title=s.title or s.origin,
-        source_page=f"wiki/sources/{s.slug}.md",
+        source_page=page_target(f"wiki/sources/{s.slug}.md"),
         status=c.status,
         valid_from=c.valid_from,
         valid_to=c.valid_to,
@@ -82,7 +83,7 @@ def snapshot(session: Session, entity_id: int) -> Snapshot | None:
     ).all()
     by_id = {c.id: c for c in claims}
     conflict_views = [
-        ConflictView(_claim_view(by_id[x.claim_a], sources), _claim_view(by_id[x.claim_b], sources), x.reason)
+        ConflictView(claim_view(by_id[x.claim_a], sources), claim_view(by_id[x.claim_b], sources), x.reason)
         for x in conflicts
         if x.claim_a in by_id and x.claim_b in by_id
     ]
@@ -100,8 +101,8 @@ def snapshot(session: Session, entity_id: int) -> Snapshot | None:
         aliases=aliases,
         revision=entity.revision,
         summary=cached,
-        claims=[_claim_view(c, sources) for c in shown],
-        history=[_claim_view(c, sources) for c in history],
+        claims=[claim_view(c, sources) for c in shown],
+        history=[claim_view(c, sources) for c in history],
         conflicts=conflict_views,
         related=related,
     )
@@ -128,7 +129,7 @@ def _related(session: Session, entity_id: int) -> list[tuple[str, str]]:
     has_claims = set(
         session.scalars(select(Claim.entity_id).where(Claim.entity_id.in_(other_ids), Claim.status.in_(SHOWN)))
     )
-    return sorted((e.name, e.name) for e in others if e.id in has_claims)
+    return sorted((e.name, page_target(e.page_path)) for e in others if e.id in has_claims)
 
 
 def _compose(deps: SynthDeps, snap: Snapshot, job_id: int) -> tuple[str | None, str | None]:
@@ -210,7 +211,7 @@ def run_render(deps: SynthDeps, job: Job) -> list[int]:
         assisted_by = None
         if snap.prose_needed:
             prose, assisted_by = _compose(deps, snap, job.id)
-            snap.view.summary = prose
+            snap.view = replace(snap.view, summary=prose)
         blob, commit = _publish(deps, snap, job, assisted_by if snap.view.summary else None)
         with deps.session_factory() as session, session.begin():
             follow += _record(session, deps, snap, blob, commit)

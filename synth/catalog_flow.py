@@ -1,0 +1,88 @@
+"""The catalog flow: ``wiki/index.md``, ``wiki/log.md`` and ``wiki/contradictions.md`` from the ledger.
+
+There is one catalog job (key ``catalog``); every publish asks for it with a short delay, so bursts
+of renders coalesce into one catalog commit (debounce).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from store.errors import PageConflict
+from store.models import Claim, Contradiction, Entity, Job, Source
+from synth.deps import SynthDeps
+from synth.render_flow import SHOWN, claim_view
+from wiki.catalog import CatalogEntry, DisputeView, LogEntry, render_contradictions, render_index, render_log
+from wiki.links import page_target
+
+INDEX, LOG, CONTRADICTIONS = "wiki/index.md", "wiki/log.md", "wiki/contradictions.md"
+MAX_CAS_TRIES = 8
+
+
+def _iso(dt: datetime) -> str:
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _entries(session) -> tuple[list[CatalogEntry], list[LogEntry], list[DisputeView]]:  # type: ignore[no-untyped-def]
+    counts = dict(
+        session.execute(
+            select(Claim.entity_id, func.count()).where(Claim.status.in_(SHOWN)).group_by(Claim.entity_id)
+        ).all()
+    )
+    entities = session.scalars(select(Entity).where(Entity.id.in_(list(counts)))).all()
+    index = [
+        CatalogEntry(e.name, e.type, page_target(e.page_path), e.description, int(counts[e.id])) for e in entities
+    ]
+    sources = session.scalars(select(Source).order_by(Source.created_at, Source.id)).all()
+    per_source = dict(
+        session.execute(select(Claim.source_id, func.count()).group_by(Claim.source_id)).all()
+    )
+    log: list[LogEntry] = []
+    for s in sources:
+        target = page_target(f"wiki/sources/{s.slug}.md")
+        title = s.title or s.origin
+        if s.status in ("done", "extracted"):
+            index.append(CatalogEntry(title, "source", target, (s.summary or "")[:200], int(per_source.get(s.id, 0))))
+        detail = s.error or ""
+        log.append(LogEntry(_iso(s.created_at), s.status, title, target, int(per_source.get(s.id, 0)), (), detail))
+    disputes: list[DisputeView] = []
+    open_rows = session.scalars(select(Contradiction).where(Contradiction.status == "open")).all()
+    for x in open_rows:
+        a, b = session.get(Claim, x.claim_a), session.get(Claim, x.claim_b)
+        entity = session.get(Entity, x.entity_id)
+        if a is None or b is None or entity is None:
+            continue
+        srcs = {s.id: s for s in session.scalars(select(Source).where(Source.id.in_({a.source_id, b.source_id})))}
+        disputes.append(
+            DisputeView(entity.name, page_target(entity.page_path), claim_view(a, srcs), claim_view(b, srcs),
+                        x.reason, _iso(x.created_at))
+        )
+    return index, log, disputes
+
+
+def run_catalog(deps: SynthDeps, job: Job) -> list[int]:
+    """Regenerate the three catalog pages and publish them in one commit."""
+    with deps.session_factory() as session:
+        index, log, disputes = _entries(session)
+    now = datetime.now(UTC).strftime("%Y-%m-%d")
+    for _ in range(MAX_CAS_TRIES):
+        current = deps.store.read_many([INDEX, LOG, CONTRADICTIONS])
+
+        def prev(path: str) -> str | None:
+            content = current[path].content
+            return content.decode("utf-8", "replace") if content is not None else None
+
+        changes = {
+            INDEX: render_index(index, prev(INDEX), now).text.encode(),
+            LOG: render_log(log, prev(LOG), now).text.encode(),
+            CONTRADICTIONS: render_contradictions(disputes, prev(CONTRADICTIONS), now).text.encode(),
+        }
+        expected = {p: current[p].version for p in changes}
+        try:
+            deps.store.write(changes, expected, "Catalog", [("Lore-Job", str(job.id))])
+            return []
+        except PageConflict:
+            continue
+    raise PageConflict([INDEX, LOG, CONTRADICTIONS])

@@ -1,0 +1,82 @@
+"""The source page flow: ``wiki/sources/<slug>.md`` summarises one source and links what it touched."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from store.errors import PageConflict
+from store.git_store import ABSENT
+from store.jobs import enqueue_job
+from store.models import Claim, Entity, Job, Page, Source
+from synth.deps import SynthDeps
+from synth.render_flow import claim_view
+from wiki.entity_page import SourceView, render_source_page
+from wiki.links import page_target
+
+MAX_CAS_TRIES = 8
+
+
+def source_page_path(slug: str) -> str:
+    return f"wiki/sources/{slug}.md"
+
+
+def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
+    """Render and publish the source's page (removed when the source is retracted)."""
+    source_id = str(job.payload["source_id"])
+    with deps.session_factory() as session:
+        src = session.get(Source, source_id)
+        if src is None:
+            return []
+        path = source_page_path(src.slug)
+        claims = session.scalars(
+            select(Claim).where(Claim.source_id == source_id, Claim.status != "retracted").order_by(Claim.id)
+        ).all()
+        entity_ids = {c.entity_id for c in claims}
+        entities = session.scalars(select(Entity).where(Entity.id.in_(entity_ids))).all()
+        view = SourceView(
+            source_id=src.id,
+            slug=src.slug,
+            title=src.title or src.origin,
+            origin=src.origin,
+            summary=src.summary,
+            entities=sorted((e.name, page_target(e.page_path)) for e in entities),
+            claims=[claim_view(c, {src.id: src}) for c in claims],
+            status=src.status,
+        )
+        removed = src.status in ("retracted", "replaced")
+    trailers = [("Lore-Source", source_id), ("Lore-Job", str(job.id))]
+    if view.summary and job.payload.get("assisted_by"):
+        trailers.append(("Assisted-by", str(job.payload["assisted_by"])))
+    now = datetime.now(UTC).strftime("%Y-%m-%d")
+    for _ in range(MAX_CAS_TRIES):
+        current = deps.store.read(path)
+        if removed:
+            if current.version == ABSENT:
+                break
+            change = None
+            message = f"Remove source page {view.title}"
+        else:
+            previous = current.content.decode("utf-8", "replace") if current.content is not None else None
+            change = render_source_page(view, previous, now).text.encode()
+            message = f"Source page {view.title}"
+        try:
+            deps.store.write({path: change}, {path: current.version}, message, trailers)
+            break
+        except PageConflict:
+            continue
+    else:
+        raise PageConflict([path])
+    after = deps.store.read(path)
+    with deps.session_factory() as session, session.begin():
+        page = session.scalar(select(Page).where(Page.path == path))
+        if page is None:
+            page = Page(path=path, kind="source", source_id=source_id)
+            session.add(page)
+        page.title = view.title
+        page.blob_id = None if after.version == ABSENT else after.version
+        page.renders = (page.renders or 0) + 1
+        catalog = enqueue_job(session, "catalog", "catalog", {}, delay_s=deps.catalog_debounce_s,
+                              requeue_finished=True, max_attempts=deps.max_attempts)
+        return [catalog.id]
