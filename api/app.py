@@ -1,0 +1,104 @@
+"""The FastAPI app factory: REST routes, the MCP server at ``/mcp``, the web UI at ``/ui``.
+
+``create_app(deps)`` wires plain collaborators (:class:`api.deps.ApiDeps`) into one ASGI app. Start-up
+stores the bootstrap API keys (hashed) and starts the MCP session manager. Every response carries the
+security headers of :mod:`api.security`; every domain error becomes ``{"error", "detail"}`` through
+the one handler of :mod:`api.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
+from starlette.routing import Route
+
+from api.auth import install_bootstrap_keys
+from api.context import AppContext
+from api.deps import ApiDeps
+from api.errors import install_error_handler
+from api.mcp_server import McpGate, build_mcp
+from api.metrics import HttpMetrics, LedgerCollector, MetricsMiddleware, breaker_from_health
+from api.ratelimit import RateLimiter
+from api.routes import health, ledger, pages, query, sources_write
+from api.security import SecurityHeadersMiddleware
+from api.ui import router as ui_router
+from api.wiki_view import WikiView
+from store.db import unit_of_work
+from store.query_tiers import QueryEngine
+
+STATIC_DIR = Path(__file__).parent / "static"
+API_VERSION = "1.0.0"
+
+DESCRIPTION = """Lore serves a git-backed wiki of cited entity pages written at ingest time.
+
+Read pages (`/pages`), their history and diffs, entities, sources and their status, disputes between
+sources (`/contradictions`) and recent changes (`/changes`). `GET /query` answers a question from an
+entity's page, else from page sections and claims, else from raw source chunks, and says which tier
+answered. Upload documents with `POST /sources` (an API key with the `ingest` scope). Agents can use the
+same through MCP (streamable HTTP) at `/mcp`; people can browse `/ui`.
+
+Errors are `{"error": ClassName, "detail": message}`.
+"""
+
+
+def create_app(deps: ApiDeps) -> FastAPI:
+    """Build the Lore API app around ``deps``.
+
+    Args:
+        deps: the collaborators (database, git store, search index, intake limits, dispatcher ...).
+
+    Returns:
+        An ASGI app; run it with uvicorn. Its lifespan must run (uvicorn and ``TestClient`` as a
+        context manager both do): it stores the bootstrap keys and starts the MCP session manager.
+    """
+    registry = CollectorRegistry()
+    http_metrics = HttpMetrics(registry)
+    breaker = deps.breaker_state or breaker_from_health(deps.model_health)
+    registry.register(LedgerCollector(deps.session_factory, breaker))
+    ctx = AppContext(
+        deps=deps,
+        wiki=WikiView(deps.store, deps.session_factory),
+        engine=QueryEngine(deps.session_factory, deps.store, deps.search),
+        upload_limiter=RateLimiter(deps.uploads_per_minute, 60.0),
+        registry=registry,
+    )
+    mcp = build_mcp(ctx)
+    mcp_endpoint = McpGate(mcp, ctx)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if deps.api_keys:
+            with unit_of_work(deps.session_factory) as session:
+                install_bootstrap_keys(session, deps.api_keys)
+        async with mcp.session_manager.run():
+            yield
+
+    app = FastAPI(
+        title="Lore",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # Swagger UI needs inline script, which the Content-Security-Policy forbids
+        redoc_url=None,
+    )
+    app.state.lore = ctx
+    install_error_handler(app)
+    for module in (pages, ledger, sources_write, query, health):
+        app.include_router(module.router)
+    app.include_router(ui_router)
+    app.router.routes.append(Route("/mcp", endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui", status_code=307)
+
+    app.add_middleware(MetricsMiddleware, metrics=http_metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

@@ -1,0 +1,67 @@
+"""Per-app state shared by the REST routes, the MCP tools and the web UI, and the FastAPI dependencies
+that hand it (and the caller's identity) to a route."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session
+
+from api.auth import Principal, authorize
+from api.deps import ApiDeps
+from api.ratelimit import RateLimiter
+from api.wiki_view import WikiView
+from store.query_tiers import QueryEngine
+
+#: Declares the bearer scheme in the OpenAPI document; the header is checked by :func:`authorize`.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <secret>`.")
+
+
+@dataclass
+class AppContext:
+    """Everything a request handler needs besides its arguments."""
+
+    deps: ApiDeps
+    wiki: WikiView
+    engine: QueryEngine
+    upload_limiter: RateLimiter
+    registry: CollectorRegistry
+
+    def authorize(self, authorization: str | None, scope: str) -> Principal:
+        """Check a raw ``Authorization`` header for ``scope`` (see :func:`api.auth.authorize`)."""
+        with self.deps.session_factory() as session:
+            return authorize(session, authorization, scope, open_reads=self.deps.open_reads)
+
+
+def app_context(request: Request) -> AppContext:
+    """The :class:`AppContext` of the app serving ``request``."""
+    ctx: AppContext = request.app.state.lore
+    return ctx
+
+
+def read_session(ctx: AppContext = Depends(app_context)) -> Iterator[Session]:
+    """A ledger session for a read-only route (closed afterwards, never committed)."""
+    with ctx.deps.session_factory() as session:
+        yield session
+
+
+def reader(
+    request: Request,
+    ctx: AppContext = Depends(app_context),
+    _creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+) -> Principal:
+    """The caller of a read route (anonymous when reads are open and no key was sent)."""
+    return ctx.authorize(request.headers.get("authorization"), "read")
+
+
+def ingester(
+    request: Request,
+    ctx: AppContext = Depends(app_context),
+    _creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+) -> Principal:
+    """The caller of an ingest route: a key with the ``ingest`` scope."""
+    return ctx.authorize(request.headers.get("authorization"), "ingest")

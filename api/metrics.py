@@ -1,0 +1,179 @@
+"""Prometheus metrics: HTTP traffic measured in-process, the rest read from the ledger at scrape time.
+
+Each app gets its own ``CollectorRegistry`` (several apps in one process, as in tests, never clash).
+The ledger collector runs a handful of ``GROUP BY`` queries per scrape, so the figures are the truth
+shared by every process (workers write the ledger; the API only reads it):
+
+- ``lore_http_requests_total{method,route,status}`` and ``lore_http_request_duration_seconds``;
+- ``lore_queue_depth`` (jobs due to run now) and ``lore_jobs{state}``;
+- ``lore_model_calls_total{stage,outcome}``, ``lore_model_tokens_total{stage,kind}``;
+- ``lore_page_conflicts_total`` (page writes that found the page changed under them, from the jobs'
+  recorded errors), ``lore_sources{status}``, ``lore_claims{status}``, ``lore_contradictions_open``;
+- ``lore_model_breaker_state`` (0 closed, 1 half-open, 2 open).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from store.models import Claim, Contradiction, Job, ModelCall, Source, utcnow
+
+log = logging.getLogger(__name__)
+
+BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class HttpMetrics:
+    """Request counter and latency histogram registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "lore_http_requests", "HTTP requests served.", ("method", "route", "status"), registry=registry
+        )
+        self.latency = Histogram(
+            "lore_http_request_duration_seconds",
+            "Time to serve an HTTP request (until the response started).",
+            ("method", "route"),
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware that counts requests per route template (never per raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or ("/mcp" if scope["path"].startswith("/mcp") else "unmatched")
+            method = scope.get("method", "GET")
+            self.metrics.requests.labels(method, template, str(status["code"])).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+
+
+class LedgerCollector(Collector):
+    """Reads work, model and content figures from the ledger at each scrape."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        breaker_state: Callable[[], str],
+    ) -> None:
+        self.session_factory = session_factory
+        self.breaker_state = breaker_state
+
+    def describe(self) -> list[Metric]:
+        return []  # collected lazily: no database query at registration time
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            yield from self._ledger_metrics()
+        except Exception as exc:  # a scrape must not fail because the database is briefly locked
+            log.warning("ledger metrics unavailable: %r", exc)
+        breaker = GaugeMetricFamily(
+            "lore_model_breaker_state", "Model circuit breaker: 0 closed, 1 half-open, 2 open.", labels=["state"]
+        )
+        state = self.breaker_state()
+        breaker.add_metric([state], BREAKER_VALUES.get(state, 2))
+        yield breaker
+
+    def _ledger_metrics(self) -> Iterator[Metric]:
+        with self.session_factory() as session:
+            now = utcnow()
+            due = session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.state.in_(("queued", "failed")), Job.next_attempt_at <= now)
+            )
+            yield GaugeMetricFamily("lore_queue_depth", "Jobs due to run now (queued or waiting to retry).", value=due)
+
+            jobs = GaugeMetricFamily("lore_jobs", "Jobs per state.", labels=["state"])
+            for state, n in session.execute(select(Job.state, func.count()).group_by(Job.state)):
+                jobs.add_metric([state], n)
+            yield jobs
+
+            calls = CounterMetricFamily(
+                "lore_model_calls", "Model calls per stage and outcome.", labels=["stage", "outcome"]
+            )
+            tokens = CounterMetricFamily(
+                "lore_model_tokens", "Model tokens per stage and kind.", labels=["stage", "kind"]
+            )
+            rows = session.execute(
+                select(
+                    ModelCall.stage,
+                    ModelCall.outcome,
+                    func.count(),
+                    func.coalesce(func.sum(ModelCall.prompt_tokens), 0),
+                    func.coalesce(func.sum(ModelCall.completion_tokens), 0),
+                    func.coalesce(func.sum(ModelCall.reasoning_tokens), 0),
+                ).group_by(ModelCall.stage, ModelCall.outcome)
+            ).all()
+            per_stage: dict[str, list[int]] = {}
+            for stage, outcome, n, prompt, completion, reasoning in rows:
+                calls.add_metric([stage, outcome], n)
+                acc = per_stage.setdefault(stage, [0, 0, 0])
+                acc[0] += int(prompt)
+                acc[1] += int(completion)
+                acc[2] += int(reasoning)
+            for stage, (prompt, completion, reasoning) in per_stage.items():
+                tokens.add_metric([stage, "prompt"], prompt)
+                tokens.add_metric([stage, "completion"], completion)
+                tokens.add_metric([stage, "reasoning"], reasoning)
+            yield calls
+            yield tokens
+
+            conflicts = session.scalar(
+                select(func.count()).select_from(Job).where(Job.last_error.like("%PageConflict%"))
+            )
+            yield CounterMetricFamily(
+                "lore_page_conflicts", "Jobs whose last error was a page conflict.", value=conflicts or 0
+            )
+            yield _grouped(session, "lore_sources", "Sources per status.", Source.status)
+            yield _grouped(session, "lore_claims", "Claims per status.", Claim.status)
+            open_disputes = session.scalar(
+                select(func.count()).select_from(Contradiction).where(Contradiction.status == "open")
+            )
+            yield GaugeMetricFamily("lore_contradictions_open", "Open disputes between sources.", value=open_disputes)
+
+
+def _grouped(session: Session, name: str, doc: str, column: Any) -> Metric:
+    family = GaugeMetricFamily(name, doc, labels=["status"])
+    for status, n in session.execute(select(column, func.count()).group_by(column)):
+        family.add_metric([status], n)
+    return family
+
+
+def breaker_from_health(model_health: Callable[[], str]) -> Callable[[], str]:
+    """A breaker-state reader for deployments that only know whether the model is healthy."""
+
+    def state() -> str:
+        return "closed" if model_health() == "ok" else "open"
+
+    return state

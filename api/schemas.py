@@ -1,0 +1,215 @@
+"""Pydantic models of every API response (they make the OpenAPI document complete).
+
+Most are built from the dataclasses of :mod:`store.queries` with ``model_validate(obj,
+from_attributes=True)``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorOut(_Model):
+    """Every error response: the error's class name and a sentence saying what went wrong."""
+
+    error: str = Field(description="Class name of the error, e.g. NotFound, Unauthorized, PageConflict.")
+    detail: str = Field(description="What went wrong, for a person or an agent.")
+
+
+class CitationOut(_Model):
+    """What a footnote ``[^claim_id]`` stands for."""
+
+    claim_id: str | None = Field(description="The claim's id (its footnote label); None for a raw source excerpt.")
+    text: str = Field(description="The claim as stated in the ledger.")
+    quote: str = Field(description="Verbatim quote from the source that supports the claim.")
+    status: str = Field(description="active, superseded, disputed or retracted.")
+    source_id: str = Field(description="sha256 of the source's bytes.")
+    source_title: str
+    source_slug: str
+    source_page: str = Field(description="Repository path of the source's summary page.")
+    source_status: str
+
+
+class ClaimOut(_Model):
+    id: str
+    text: str
+    quote: str
+    status: str
+    entity_id: int
+    entity_name: str
+    entity_page: str
+    source_id: str
+    source_title: str
+    valid_from: str | None = None
+    valid_to: str | None = None
+    superseded_by: str | None = None
+    observed_at: datetime | None = None
+
+
+class PageSummaryOut(_Model):
+    path: str = Field(description="Repository path, e.g. wiki/systems/kubernetes.md.")
+    title: str
+    type: str = Field(description="Folder below wiki/: an entity type, 'sources', or 'catalog' for top-level pages.")
+
+
+class PageListOut(_Model):
+    pages: list[PageSummaryOut]
+    total: int
+    commit: str | None = Field(description="The commit the list was read at.")
+
+
+class PageOut(_Model):
+    """A page as JSON: its markdown, front matter, claims and the citations of its footnotes."""
+
+    path: str
+    title: str
+    type: str
+    version: str = Field(description="Blob id of the page at HEAD (its optimistic-lock version).")
+    commit: str | None
+    front_matter: dict[str, Any]
+    markdown: str = Field(description="The page body without front matter.")
+    claims: list[ClaimOut] = Field(description="Ledger claims about the page's entity (or made by its source).")
+    citations: dict[str, CitationOut] = Field(description="Footnote label (claim id) -> citation.")
+
+
+class CommitOut(_Model):
+    id: str
+    parents: list[str]
+    author: str
+    timestamp: datetime
+    message: str
+    trailers: dict[str, list[str]] = Field(description="Commit trailers such as Lore-Source and Lore-Job.")
+    paths: list[str] = Field(description="Paths the commit changed.")
+
+
+class HistoryOut(_Model):
+    path: str
+    commits: list[CommitOut]
+
+
+class DiffOut(_Model):
+    path: str
+    a: str
+    b: str
+    diff: str = Field(description="Unified diff of the page from a to b (empty when equal).")
+
+
+class LinkOut(_Model):
+    relation: str
+    name: str
+    page: str
+
+
+class EntityOut(_Model):
+    id: int
+    name: str
+    type: str
+    slug: str
+    description: str
+    page_path: str
+    aliases: list[str]
+    claim_counts: dict[str, int] = Field(description="Number of claims per status.")
+    links_out: list[LinkOut]
+    links_in: list[LinkOut]
+    claims: list[ClaimOut] = Field(description="Active and disputed claims.")
+
+
+class SourceOut(_Model):
+    id: str
+    slug: str
+    title: str
+    origin: str = Field(description="The name it arrived under (metadata only).")
+    media_type: str
+    size: int
+    status: str = Field(description="pending, extracting, extracted, done, failed, retracted or replaced.")
+    error: str | None
+    version: int
+    previous_id: str | None
+    claims_rejected: int = Field(description="Claims dropped by the grounding check (quote not in the source).")
+    created_at: datetime
+    updated_at: datetime
+    page_path: str
+
+
+class SourceListOut(_Model):
+    sources: list[SourceOut]
+    total: int
+
+
+class JobOut(_Model):
+    id: int
+    kind: str
+    state: str
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    updated_at: datetime
+
+
+class SourceDetailOut(_Model):
+    source: SourceOut
+    claims: list[ClaimOut]
+    pages_touched: list[str]
+    jobs: list[JobOut]
+    errors: list[str] = Field(description="The source's error and every job error recorded for it.")
+
+
+class UploadOut(_Model):
+    """What intake did with an upload."""
+
+    source_id: str | None = Field(description="sha256 of the bytes (None when refused before hashing).")
+    status: str = Field(description="The source's status after intake (pending when extraction was enqueued).")
+    duplicate: bool = Field(description="True when these exact bytes were already known: nothing new happens.")
+    job_ids: list[int] = Field(description="Jobs enqueued for this source.")
+    detail: str = ""
+
+
+class ContradictionOut(_Model):
+    id: int
+    status: str
+    reason: str
+    entity_name: str
+    entity_page: str
+    claim_a: ClaimOut
+    claim_b: ClaimOut
+    created_at: datetime
+
+
+class ContradictionListOut(_Model):
+    contradictions: list[ContradictionOut]
+
+
+class ChangesOut(_Model):
+    commits: list[CommitOut]
+
+
+class HitOut(_Model):
+    kind: Literal["section", "claim", "source"]
+    ref: str = Field(description="Page path (section), claim id (claim) or source id (source).")
+    title: str
+    text: str
+    score: float
+    page: str | None = Field(description="Page to read for more (None for raw source chunks of unknown pages).")
+    citations: list[CitationOut]
+
+
+class QueryOut(_Model):
+    """An answer to a question, from the first tier that could answer it."""
+
+    query: str
+    tier: int = Field(description="1: an entity's page, 2: page sections and claims, 3: raw source chunks, 0: none.")
+    answered_by: Literal["entity", "pages", "sources", "none"]
+    entity: str | None = Field(description="The entity named in the question (tier 1).")
+    hits: list[HitOut]
+
+
+class HealthOut(_Model):
+    status: Literal["ok", "degraded", "down"]
+    checks: dict[str, str] = Field(description="Each dependency: ok, degraded, or an error message.")

@@ -1,0 +1,253 @@
+"""Answering a question in tiers, with no model call (DESIGN section 5).
+
+1. **entity**: an entity named in the question (its name or an alias; case-insensitive, on word
+   boundaries, the longest name wins) -> the section(s) of its page that share the most words with
+   the question (the page's lead section when none does);
+2. **pages**: hybrid search (BM25 + embeddings, reciprocal-rank fused) over page sections and claims;
+3. **sources**: the same search over raw source chunks.
+
+A tier answers when it finds something relevant; otherwise the next one is asked. Tier 2 and 3 hits
+count as relevant when the lexical side matched them or their cosine similarity reaches
+``min_similarity``. Every hit carries citations from the ledger (claim ids, source ids and titles,
+quotes), looked up at answer time so a retracted claim shows as retracted.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.git_store import GitStore
+from store.models import Entity, Source
+from store.page_index import CLAIM, PAGE_KINDS, SECTION, SOURCE, page_body, page_sections
+from store.queries import Citation, citations, entity_names, name_fingerprint, source_page_path
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_NAME_WORDS = 12
+#: Words that never make a question "about" something on their own.
+STOPWORDS = frozenset(
+    """a an and are as at be by can did do does for from had has have how i in is it its of on or our that the
+    their there these this to was we were what when where which who why will with you your about after before
+    into over under between than then them they he she his her not no yes if all any each more most other some
+    such only own same so too very just also should would could may might must shall tell me explain describe""".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens of ``text``."""
+    return _WORD.findall(text.casefold())
+
+
+def norm(text: str) -> str:
+    """Names compared case- and punctuation-insensitively: words joined by single spaces."""
+    return " ".join(words(text))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One piece of an answer."""
+
+    kind: str  # section | claim | source
+    ref: str  # page path | claim id | source id
+    title: str
+    text: str
+    score: float
+    page: str | None
+    citations: tuple[Citation, ...]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer to a question and the tier that gave it (0 when none could)."""
+
+    query: str
+    tier: int
+    answered_by: str  # entity | pages | sources | none
+    entity: str | None
+    hits: tuple[Hit, ...]
+
+
+TIER_NAMES = {0: "none", 1: "entity", 2: "pages", 3: "sources"}
+
+
+class _NameIndex:
+    """Entity names and aliases by normalized form, rebuilt when entities or aliases change."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fingerprint: tuple[int, ...] | None = None
+        self._names: dict[str, set[int]] = {}
+        self._longest = 1
+
+    def refresh(self, session: Session) -> None:
+        fingerprint = name_fingerprint(session)
+        if fingerprint == self._fingerprint:
+            return
+        with self._lock:
+            names: dict[str, set[int]] = {}
+            for name, entity_id in entity_names(session):
+                key = norm(name)
+                if not key or len(key) < 2 or all(w in STOPWORDS for w in key.split()):
+                    continue
+                names.setdefault(key, set()).add(entity_id)
+            self._names = names
+            self._longest = min(MAX_NAME_WORDS, max((k.count(" ") + 1 for k in names), default=1))
+            self._fingerprint = fingerprint
+
+    def find(self, question: str) -> tuple[str, set[int]] | None:
+        """The longest entity name found in ``question`` (earliest on ties), with its entity ids."""
+        tokens = words(question)
+        for n in range(min(self._longest, len(tokens)), 0, -1):
+            for i in range(len(tokens) - n + 1):
+                key = " ".join(tokens[i : i + n])
+                found = self._names.get(key)
+                if found:
+                    return key, found
+        return None
+
+
+class QueryEngine:
+    """Answers questions from entity pages, then the page index, then raw source chunks.
+
+    Args:
+        session_factory: ledger sessions.
+        store: the git page store (pages are read at HEAD).
+        search: the search index (``store.search.SearchIndex``), or None: only tier 1 can answer.
+        min_similarity: cosine similarity at which a hit the lexical side did not match still counts.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        store: GitStore,
+        search: Any | None,
+        *,
+        min_similarity: float = 0.35,
+    ) -> None:
+        self.session_factory = session_factory
+        self.store = store
+        self.search = search
+        self.min_similarity = min_similarity
+        self._names = _NameIndex()
+
+    def answer(self, question: str, k: int = 5, *, tier: int | None = None) -> Answer:
+        """Answer ``question`` with at most ``k`` hits.
+
+        Args:
+            question: free text.
+            k: hits wanted (1..50).
+            tier: ask only this tier (1, 2 or 3); None walks the tiers in order.
+        """
+        k = max(1, min(int(k), 50))
+        tiers = (tier,) if tier in (1, 2, 3) else (1, 2, 3)
+        with self.session_factory() as session:
+            for t in tiers:
+                if t == 1:
+                    entity, hits = self._tier_entity(session, question, k)
+                else:
+                    entity, hits = None, self._tier_search(session, question, k, PAGE_KINDS if t == 2 else (SOURCE,))
+                if hits:
+                    return Answer(question, t, TIER_NAMES[t], entity, tuple(hits))
+        return Answer(question, 0, "none", None, ())
+
+    # --- tier 1 ----------------------------------------------------------------------------------
+
+    def _tier_entity(self, session: Session, question: str, k: int) -> tuple[str | None, list[Hit]]:
+        self._names.refresh(session)
+        found = self._names.find(question)
+        if found is None:
+            return None, []
+        key, entity_ids = found
+        entities = list(session.scalars(select(Entity).where(Entity.id.in_(sorted(entity_ids))).order_by(Entity.id)))
+        head = self.store.head()
+        if head is None or not entities:
+            return None, []
+        pages = self.store.read_many([e.page_path for e in entities], at=head)
+        asked = {w for w in words(question) if w not in STOPWORDS} - set(key.split())
+        scored: list[tuple[float, int, Hit]] = []
+        for entity in entities:
+            content = pages[entity.page_path].content
+            if content is None:
+                continue
+            meta, body = page_body(content.decode("utf-8", "replace"))
+            title = str(meta.get("title") or entity.name)
+            sections = page_sections(body, title)
+            if not sections:
+                continue
+            ranked = sorted(
+                ((len(asked & set(words(s.text))) / (1 + len(asked)), s) for s in sections),
+                key=lambda pair: (-pair[0], pair[1].ordinal),
+            )
+            chosen = [(score, s) for score, s in ranked if score > 0][:k] or [(0.0, sections[0])]
+            cites = citations(session, [c for _, s in chosen for c in s.claim_ids])
+            for score, s in chosen:
+                hit = Hit(
+                    SECTION,
+                    entity.page_path,
+                    title if s.heading == title else f"{title}: {s.heading}",
+                    s.text,
+                    round(1.0 + score, 4),
+                    entity.page_path,
+                    tuple(cites[c] for c in s.claim_ids if c in cites),
+                )
+                scored.append((score, s.ordinal, hit))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        hits = [h for _, _, h in scored[:k]]
+        return (entities[0].name if hits else None), hits
+
+    # --- tiers 2 and 3 ---------------------------------------------------------------------------
+
+    def _tier_search(self, session: Session, question: str, k: int, kinds: Sequence[str]) -> list[Hit]:
+        if self.search is None or not words(question):
+            return []
+        raw = self.search.search(question, k=k, kinds=list(kinds))
+        relevant = [h for h in raw if self._relevant(h)]
+        return self._with_citations(session, relevant)
+
+    def _relevant(self, hit: Any) -> bool:
+        if getattr(hit, "bm25_rank", None) is not None:
+            return True
+        similarity = getattr(hit, "similarity", None)
+        return similarity is not None and similarity >= self.min_similarity
+
+    def _with_citations(self, session: Session, raw: Sequence[Any]) -> list[Hit]:
+        claim_ids = [c for h in raw for c in (h.citations or {}).get("claims", [])]
+        cites = citations(session, claim_ids)
+        source_ids = sorted({h.ref for h in raw if h.kind == SOURCE})
+        sources = (
+            {s.id: s for s in session.scalars(select(Source).where(Source.id.in_(source_ids)))} if source_ids else {}
+        )
+        hits = []
+        for h in raw:
+            meta = h.citations or {}
+            if h.kind == SOURCE:
+                source = sources.get(h.ref)
+                if source is None:
+                    continue  # the source is gone from the ledger: do not cite what cannot be shown
+                cite = Citation(
+                    claim_id=None,
+                    text="",
+                    quote=h.text,
+                    status=source.status,
+                    source_id=source.id,
+                    source_title=source.title or source.slug,
+                    source_slug=source.slug,
+                    source_page=source_page_path(source.slug),
+                    source_status=source.status,
+                )
+                hits.append(Hit(SOURCE, h.ref, h.title, h.text, float(h.score), cite.source_page, (cite,)))
+                continue
+            ids = [c for c in meta.get("claims", []) if c in cites]
+            if h.kind == CLAIM and not ids:
+                continue  # a claim no longer in the ledger
+            if h.kind == CLAIM and cites[ids[0]].status == "retracted":
+                continue
+            page = meta.get("page") if isinstance(meta.get("page"), str) else None
+            hits.append(Hit(h.kind, h.ref, h.title, h.text, float(h.score), page, tuple(cites[c] for c in ids)))
+        return hits

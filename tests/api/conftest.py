@@ -1,0 +1,67 @@
+"""Fixtures of the read-side tests: a small real wiki (git + SQLite) and apps built around it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.deps import ApiDeps
+from tests.api.wiki_builder import WikiFixture, build_wiki
+
+INGEST_KEY = "ingest-secret-0123456789"
+READ_KEY = "reader-secret-0123456789"
+ADMIN_KEY = "admin-secret-0123456789ab"
+KEYS = [f"ingester:ingest:{INGEST_KEY}", f"reader:read:{READ_KEY}", f"root:admin:{ADMIN_KEY}"]
+
+
+@pytest.fixture(scope="module")
+def wiki_fx(tmp_path_factory: pytest.TempPathFactory) -> WikiFixture:
+    """The small wiki, built once per test module (tests must not change it; use fresh_wiki for that)."""
+    return build_wiki(tmp_path_factory.mktemp("wiki"))
+
+
+@pytest.fixture
+def fresh_wiki(tmp_path: Path) -> WikiFixture:
+    """A wiki of its own for a test that writes (uploads)."""
+    return build_wiki(tmp_path)
+
+
+def deps_for(fx: WikiFixture, **overrides: Any) -> ApiDeps:
+    values: dict[str, Any] = {
+        "session_factory": fx.session_factory,
+        "store": fx.store,
+        "api_keys": list(KEYS),
+        "max_upload_bytes": 256 * 1024,
+        "uploads_per_minute": 100,
+        "mcp_allowed_hosts": ["*"],
+    }
+    values.update(overrides)
+    return ApiDeps(**values)
+
+
+@pytest.fixture
+def make_client(wiki_fx: WikiFixture) -> Iterator[Callable[..., TestClient]]:
+    """Build an app on the module's wiki with some ApiDeps overridden; returns a started TestClient."""
+    opened: list[TestClient] = []
+
+    def make(fx: WikiFixture | None = None, **overrides: Any) -> TestClient:
+        app: FastAPI = create_app(deps_for(fx or wiki_fx, **overrides))
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
