@@ -36,3 +36,15 @@ def test_reingesting_identical_bytes_makes_no_commit(wiki, shared_data):
     wiki.ingest(doc)
     wiki.run()
     assert wiki.deps.store.head() == head
+
+
+def test_lint_passes_on_a_synthesized_wiki(wiki, shared_data):
+    from synth.lint_service import lint_wiki
+
+    docs = sorted((shared_data / "ops/dfds-postmortems/docs").glob("*.md"))[:4]
+    wiki.ingest(*docs)
+    wiki.run()
+    with wiki.deps.session_factory() as s:
+        findings = lint_wiki(s, wiki.deps.store)
+    errors = [f for f in findings if f.severity == "error"]
+    assert errors == []
