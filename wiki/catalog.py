@@ -72,6 +72,8 @@ def _meta(title: str, kind: str, updated: str) -> dict[str, object]:
 
 
 def _type_heading(kind: str) -> str:
+    if kind == "source":
+        return "Sources"
     words = kind.replace("_", " ").replace("-", " ").strip() or "other"
     return escape_inline(words[:1].upper() + words[1:])
 
@@ -116,7 +118,11 @@ def render_log(entries: Sequence[LogEntry], previous: str | None, updated: str) 
     for entry in ordered:
         lines += ["", f"## [{escape_inline(entry.at)}] {escape_inline(entry.action)} | "
                   f"{escape_inline(entry.source_title)}", ""]  # fmt: skip
-        lines.append(f"- Source: {wikilink(entry.source_target, entry.source_title)}")
+        source = entry.source_title or entry.source_target
+        if entry.source_target.strip():
+            lines.append(f"- Source: {wikilink(entry.source_target, source)}")
+        else:
+            lines.append(f"- Source: {escape_inline(source)}")
         if entry.claims:
             lines.append(f"- Claims: {entry.claims}")
         if entry.entities:

@@ -38,7 +38,8 @@ from wiki.page import PageDoc, Region, Text, parse_page
 __all__ = ["Finding", "lint_pages"]
 
 Severity = Literal["error", "warning"]
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?]\ufffc))\s+(?=\S)")  # after "end." or "end.[^id]"
+_REF_RUN = re.compile("\ufffc+")
 _CATALOG_PATHS = (INDEX_PATH, LOG_PATH, CONTRADICTIONS_PATH)
 _FACT_REGIONS = ("facts", "claims")
 
@@ -102,12 +103,12 @@ def _citations(page: _Page) -> Iterable[Finding]:
         for unit in text_units(region.content) if region else []:
             if unit.kind == "item" and not unit.refs:
                 yield Finding("error", "uncited-fact", page.path, f"{name}: '{_shorten(unit.text)}'")
-    summary = page.doc.region("summary")
+    summary = page.doc.region("summary") if page.kind == "entity" else None  # a source's summary is not claims
     for unit in text_units(summary.content) if summary else []:
         if unit.kind not in ("paragraph", "item"):
             continue
         sentences: list[str] = []
-        for piece in _SENTENCE_END.split(unit.text):
+        for piece in _SENTENCE_END.split(_REF_RUN.sub(REF_MARK, unit.text)):
             if sentences and not piece.replace(REF_MARK, "").strip():
                 sentences[-1] += piece  # a reference standing after the full stop belongs to the sentence
             else:
