@@ -11,7 +11,7 @@ their neighbours in the canonical order; regions of names the caller does not re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wiki.escaping import escape_inline
@@ -105,8 +105,11 @@ def merge_page(
     notes: set[int] = set()
     preserved: list[str] = []
     for part in old.parts:
-        if isinstance(part, Text) or part.name not in by_name:
-            parts.append(part)  # human text, or a region someone else owns: untouched
+        if isinstance(part, Text):
+            parts.append(part)
+            continue
+        if part.name not in by_name:  # a region someone else owns: untouched but for a final newline
+            parts.append(replace(part, close_eol=part.close_eol or "\n"))
             continue
         parts.append(by_name[part.name])
         if part.edited and part.content != by_name[part.name].content:

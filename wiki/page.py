@@ -284,14 +284,16 @@ def render_page(doc: PageDoc) -> str:
     """
     out = [_render_front_matter(doc)]
     at_line_start = out[0] == "" or out[0].endswith("\n")
+    previous: Text | Region | None = None
     for part in doc.parts:
         if isinstance(part, Text):
             if not part.text:
                 continue
-            if not at_line_start:
+            if isinstance(previous, Region) and not at_line_start:
                 raise PageError("text follows a region that has no final line ending")
             out.append(part.text)
             at_line_start = part.text.endswith("\n")
+            previous = part
             continue
         _check_region(part)
         if not at_line_start:
@@ -300,4 +302,5 @@ def render_page(doc: PageDoc) -> str:
         out.append(part.content)
         out.append(close_marker(part.name) + part.close_eol)
         at_line_start = part.close_eol != ""
+        previous = part
     return "".join(out)

@@ -227,3 +227,22 @@ def test_source_page_lists_entities_and_claims() -> None:
     retracted = render_source_page(replace(sv, status="retracted"), out.text, "2024-05-02")
     assert "This source was retracted" in retracted.text
     assert retracted.preserved_edits == []
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [
+        "Hand-written page without a final newline",
+        "<!-- lore:mine -->\nowned elsewhere\n<!-- /lore:mine -->",
+        "\n\n",
+    ],
+)
+def test_pages_written_by_hand_get_the_regions_appended(previous: str) -> None:
+    out = render_entity_page(view(), previous, "2024-05-01")
+    doc = parse_page(out.text)
+    assert doc.problems == []
+    assert [r.name for r in doc.regions if r.name != "mine"] == [
+        "summary", "facts", "conflicts", "history", "related", "sources",
+    ]  # fmt: skip
+    assert doc.human_text().startswith(previous.split("<!--")[0])
+    assert out.text == render_entity_page(view(), out.text, "2024-05-01").text

@@ -140,8 +140,14 @@ def test_render_refuses_documents_that_would_not_read_back(region: Region) -> No
 
 
 def test_render_refuses_a_region_glued_to_the_previous_line() -> None:
-    with pytest.raises(PageError):
+    with pytest.raises(PageError, match="new line"):
         render_page(PageDoc(parts=[Text("no newline"), Region.machine("facts", "x")]))
+    with pytest.raises(PageError, match="final line ending"):
+        render_page(PageDoc(parts=[Region("facts", "", close_eol=""), Text("glued")]))
+    assert (
+        render_page(PageDoc(parts=[Text("a"), Text("b\n"), Region("n", "")]))
+        == "ab\n<!-- lore:n -->\n<!-- /lore:n -->\n"
+    )
 
 
 # --- properties ------------------------------------------------------------------------------------
