@@ -209,7 +209,7 @@ def documents(draw: st.DrawFn) -> PageDoc:
     return PageDoc(meta=draw(META), parts=parts)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(documents())
 def test_render_parse_render_is_stable_and_keeps_structure(doc: PageDoc) -> None:
     text = render_page(doc)
