@@ -6,11 +6,14 @@ of renders coalesce into one catalog commit (debounce).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from store.errors import PageConflict
+from store.git_store import ReadResult
 from store.models import Claim, Contradiction, Entity, Job, Source
 from synth.deps import SynthDeps
 from synth.render_flow import SHOWN, claim_view
@@ -25,7 +28,7 @@ def _iso(dt: datetime) -> str:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _entries(session) -> tuple[list[CatalogEntry], list[LogEntry], list[DisputeView]]:  # type: ignore[no-untyped-def]
+def _entries(session: Session) -> tuple[list[CatalogEntry], list[LogEntry], list[DisputeView]]:
     counts = dict(
         session.execute(
             select(Claim.entity_id, func.count()).where(Claim.status.in_(SHOWN)).group_by(Claim.entity_id)
@@ -46,7 +49,12 @@ def _entries(session) -> tuple[list[CatalogEntry], list[LogEntry], list[DisputeV
         if s.status in ("done", "extracted"):
             index.append(CatalogEntry(title, "source", target, (s.summary or "")[:200], int(per_source.get(s.id, 0))))
         detail = s.error or ""
-        log.append(LogEntry(_iso(s.created_at), s.status, title, target, int(per_source.get(s.id, 0)), (), detail))
+        n = int(per_source.get(s.id, 0))
+        if s.status in ("retracted", "replaced"):
+            log.append(LogEntry(_iso(s.created_at), "ingested", title, target, n, (), ""))
+            log.append(LogEntry(_iso(s.updated_at), s.status, title, target, n, (), detail))
+        else:
+            log.append(LogEntry(_iso(s.created_at), s.status, title, target, n, (), detail))
     disputes: list[DisputeView] = []
     open_rows = session.scalars(select(Contradiction).where(Contradiction.status == "open")).all()
     for x in open_rows:
@@ -62,27 +70,35 @@ def _entries(session) -> tuple[list[CatalogEntry], list[LogEntry], list[DisputeV
     return index, log, disputes
 
 
+CATALOG_PATHS = (INDEX, LOG, CONTRADICTIONS)
+
+
+def catalog_changes(session: Session, current: Mapping[str, ReadResult]) -> dict[str, bytes]:
+    """The three catalog pages rendered from the ledger on top of their ``current`` versions."""
+    index, log, disputes = _entries(session)
+    now = datetime.now(UTC).strftime("%Y-%m-%d")
+
+    def prev(path: str) -> str | None:
+        content = current[path].content
+        return content.decode("utf-8", "replace") if content is not None else None
+
+    return {
+        INDEX: render_index(index, prev(INDEX), now).text.encode(),
+        LOG: render_log(log, prev(LOG), now).text.encode(),
+        CONTRADICTIONS: render_contradictions(disputes, prev(CONTRADICTIONS), now).text.encode(),
+    }
+
+
 def run_catalog(deps: SynthDeps, job: Job) -> list[int]:
     """Regenerate the three catalog pages and publish them in one commit."""
-    with deps.session_factory() as session:
-        index, log, disputes = _entries(session)
-    now = datetime.now(UTC).strftime("%Y-%m-%d")
     for _ in range(MAX_CAS_TRIES):
-        current = deps.store.read_many([INDEX, LOG, CONTRADICTIONS])
-
-        def prev(path: str) -> str | None:
-            content = current[path].content
-            return content.decode("utf-8", "replace") if content is not None else None
-
-        changes = {
-            INDEX: render_index(index, prev(INDEX), now).text.encode(),
-            LOG: render_log(log, prev(LOG), now).text.encode(),
-            CONTRADICTIONS: render_contradictions(disputes, prev(CONTRADICTIONS), now).text.encode(),
-        }
+        current = deps.store.read_many(CATALOG_PATHS)
+        with deps.session_factory() as session:
+            changes = catalog_changes(session, current)
         expected = {p: current[p].version for p in changes}
         try:
             deps.store.write(changes, expected, "Catalog", [("Lore-Job", str(job.id))])
             return []
         except PageConflict:
             continue
-    raise PageConflict([INDEX, LOG, CONTRADICTIONS])
+    raise PageConflict(list(CATALOG_PATHS))

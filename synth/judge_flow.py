@@ -46,7 +46,7 @@ def plan_batches(session: Session, entity: Entity) -> tuple[list[JudgeBatch], li
         select(Claim).where(Claim.entity_id == entity.id, Claim.status.in_(("active", "disputed")))
     ).all()
     observed = {
-        sid: created.date().isoformat()
+        sid: created.isoformat()
         for sid, created in session.execute(
             select(Source.id, Source.created_at).where(Source.id.in_({c.source_id for c in claims}))
         )

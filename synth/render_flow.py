@@ -132,7 +132,7 @@ def _related(session: Session, entity_id: int) -> list[tuple[str, str]]:
     return sorted((e.name, page_target(e.page_path)) for e in others if e.id in has_claims)
 
 
-def _compose(deps: SynthDeps, snap: Snapshot, job_id: int) -> tuple[str | None, str | None]:
+def compose(deps: SynthDeps, snap: Snapshot, job_id: int) -> tuple[str | None, str | None]:
     """Summary prose citing claim ids, or None; returns (prose, assisted_by)."""
     claims = [c for c in snap.view.claims if c.status != "duplicate"][:COMPOSE_MAX_CLAIMS]
     ctx = compose_prompt.ComposeContext(
@@ -167,23 +167,31 @@ def _judge(deps: SynthDeps, entity_id: int, job_id: int) -> None:
             judge_flow.apply_outcomes(session, entity_id, [c.id for c in batch.new], outcomes)
 
 
+def page_bytes(snap: Snapshot, previous: bytes | None, now: str) -> bytes | None:
+    """The page file for ``snap`` on top of ``previous`` (a person's edits kept); None: remove it."""
+    if not snap.view.claims:
+        return None
+    text = previous.decode("utf-8", "replace") if previous is not None else None
+    return render_entity_page(snap.view, text, now).text.encode()
+
+
+def today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
 def _publish(deps: SynthDeps, snap: Snapshot, job: Job, assisted_by: str | None) -> tuple[str | None, str | None]:
     """Render and compare-and-swap publish; returns (blob id or None if removed, commit)."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d")
     trailers = [("Lore-Job", str(job.id)), *[("Lore-Source", s) for s in snap.sources]]
     if assisted_by:
         trailers.append(("Assisted-by", assisted_by))
     for _ in range(MAX_CAS_TRIES):
         current = deps.store.read(snap.path)
-        if not snap.view.claims and not snap.view.history:
-            if current.version == ABSENT:
-                return None, None
-            change: bytes | None = None
+        change = page_bytes(snap, current.content, today())
+        if change is None and current.version == ABSENT:
+            return None, None
+        if change is None:
             message = f"Remove {snap.view.name}: no claims left"
         else:
-            previous = current.content.decode("utf-8", "replace") if current.content is not None else None
-            rendered = render_entity_page(snap.view, previous, now)
-            change = rendered.text.encode()
             message = f"Render {snap.view.name} (revision {snap.revision})"
         try:
             result = deps.store.write({snap.path: change}, {snap.path: current.version}, message, trailers)
@@ -210,13 +218,13 @@ def run_render(deps: SynthDeps, job: Job) -> list[int]:
                 return follow
         assisted_by = None
         if snap.prose_needed:
-            prose, assisted_by = _compose(deps, snap, job.id)
+            prose, assisted_by = compose(deps, snap, job.id)
             snap.view = replace(snap.view, summary=prose)
         blob, commit = _publish(deps, snap, job, assisted_by if snap.view.summary else None)
         with deps.session_factory() as session, session.begin():
-            follow += _record(session, deps, snap, blob, commit)
+            follow += record_render(session, deps, snap, blob, commit)
         if deps.search is not None and blob is not None:
-            _index(deps, snap)
+            index_entity_page(deps, snap)
         with deps.session_factory() as session:
             entity = session.get(Entity, entity_id)
             if entity is None or entity.revision <= snap.revision:
@@ -224,7 +232,7 @@ def run_render(deps: SynthDeps, job: Job) -> list[int]:
     return follow
 
 
-def _record(session: Session, deps: SynthDeps, snap: Snapshot, blob: str | None, commit: str | None) -> list[int]:
+def record_render(session: Session, deps: SynthDeps, snap: Snapshot, blob: str | None, commit: str | None) -> list[int]:
     entity = session.get(Entity, snap.view.entity_id)
     assert entity is not None
     page = session.scalar(select(Page).where(Page.path == snap.path))
@@ -242,9 +250,14 @@ def _record(session: Session, deps: SynthDeps, snap: Snapshot, blob: str | None,
     entity.rendered_revision = max(entity.rendered_revision, snap.revision)
     session.flush()
     _finish_sources(session, snap.sources)
+    return [request_catalog(session, deps)]
+
+
+def request_catalog(session: Session, deps: SynthDeps) -> int:
+    """Ask for a (debounced) catalog regeneration; returns the job id to dispatch."""
     job = enqueue_job(session, "catalog", "catalog", {}, delay_s=deps.catalog_debounce_s, requeue_finished=True,
                       max_attempts=deps.max_attempts)
-    return [job.id]
+    return job.id
 
 
 def _finish_sources(session: Session, source_ids: list[str]) -> None:
@@ -264,7 +277,7 @@ def _finish_sources(session: Session, source_ids: list[str]) -> None:
     session.flush()
 
 
-def _index(deps: SynthDeps, snap: Snapshot) -> None:
+def index_entity_page(deps: SynthDeps, snap: Snapshot) -> None:
     try:
         from store.page_index import index_page
 

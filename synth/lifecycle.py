@@ -1,0 +1,197 @@
+"""Source lifecycle: retraction and new versions (DESIGN section 1, "Retraction is exact").
+
+Retracting a source marks its claims ``retracted``, re-activates the claims they had superseded or
+duplicated, resolves the disputes they were part of, and re-renders exactly the pages it touched (plus
+pages that linked to a page that disappears), the source page's removal and the catalog — all in ONE
+commit, so one ``git revert`` undoes it. A page left with no claims is removed. The raw file leaves the
+tree and stays in history.
+
+A new version of a source retracts the old version's claims in the same transaction that adds the new
+ones (``retract_claims``), so only pages whose claims changed are rendered again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from store.errors import PageConflict
+from store.git_store import ABSENT
+from store.jobs import enqueue_job
+from store.models import Claim, Contradiction, Entity, Job, Link, Page, Source
+from synth.catalog_flow import CATALOG_PATHS, catalog_changes
+from synth.deps import SynthDeps
+from synth.errors import SynthError
+from synth.render_flow import Snapshot, compose, page_bytes, record_render, snapshot, today
+from synth.source_page_flow import source_page_path
+
+log = logging.getLogger(__name__)
+
+MAX_CAS_TRIES = 8
+
+
+class SourceNotFound(SynthError):
+    """No source matches the given id, slug or name."""
+
+
+def find_source(session: Session, ref: str) -> Source:
+    """A source by full sha256, unique sha prefix (>= 8), slug, or origin name."""
+    ref = ref.strip()
+    src = session.get(Source, ref)
+    if src is not None:
+        return src
+    matches = list(session.scalars(select(Source).where(or_(Source.slug == ref, Source.origin == ref))))
+    if not matches and len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref.lower()):
+        matches = list(session.scalars(select(Source).where(Source.id.like(ref.lower() + "%"))))
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise SourceNotFound(f"no source matches {ref!r}")
+    raise SourceNotFound(f"{ref!r} matches {len(matches)} sources; give more of the sha256")
+
+
+def request_retraction(session: Session, source_id: str, *, max_attempts: int = 5) -> Job:
+    """Enqueue the retraction of a source (idempotent); the caller commits, then dispatches."""
+    src = session.get(Source, source_id)
+    if src is None:
+        raise SourceNotFound(f"no source {source_id}")
+    return enqueue_job(session, "retract", f"retract:{source_id}", {"source_id": source_id},
+                       source_id=source_id, max_attempts=max_attempts)
+
+
+def retract_claims(session: Session, claim_ids: set[str]) -> set[int]:
+    """Retract claims and undo what they did to others; returns the entities whose claims changed."""
+    if not claim_ids:
+        return set()
+    touched: set[int] = set()
+    for claim in session.scalars(select(Claim).where(Claim.id.in_(claim_ids))):
+        if claim.status != "retracted":
+            claim.status = "retracted"
+            touched.add(claim.entity_id)
+    for claim in session.scalars(
+        select(Claim).where(Claim.superseded_by.in_(claim_ids), Claim.status.in_(("superseded", "duplicate")))
+    ):
+        claim.status = "active"
+        claim.superseded_by = None
+        touched.add(claim.entity_id)
+    disputes = session.scalars(
+        select(Contradiction).where(
+            Contradiction.status == "open",
+            or_(Contradiction.claim_a.in_(claim_ids), Contradiction.claim_b.in_(claim_ids)),
+        )
+    ).all()
+    for x in disputes:
+        x.status = "resolved"
+        x.reason = (x.reason + " (resolved: a side was retracted)")[:2000]
+    session.flush()
+    for x in disputes:
+        for other_id in (x.claim_a, x.claim_b):
+            other = session.get(Claim, other_id)
+            if other is None or other.status != "disputed":
+                continue
+            still = session.scalar(
+                select(Contradiction.id).where(
+                    Contradiction.status == "open",
+                    or_(Contradiction.claim_a == other_id, Contradiction.claim_b == other_id),
+                )
+            )
+            if still is None:
+                other.status = "active"
+                touched.add(other.entity_id)
+    for entity_id in touched:
+        entity = session.get(Entity, entity_id)
+        if entity is not None:
+            entity.revision += 1
+    session.flush()
+    return touched
+
+
+def _mark_retracted(session: Session, source_id: str) -> tuple[Source | None, set[int]]:
+    src = session.get(Source, source_id)
+    if src is None:
+        return None, set()
+    claims = set(session.scalars(select(Claim.id).where(Claim.source_id == source_id)))
+    touched = retract_claims(session, claims)
+    touched |= set(session.scalars(select(Claim.entity_id).where(Claim.source_id == source_id)))
+    for link in session.scalars(select(Link).where(Link.source_id == source_id, Link.status == "active")):
+        link.status = "retracted"
+        touched.update((link.from_entity_id, link.to_entity_id))
+    src.status = "retracted"
+    src.error = None
+    session.flush()
+    return src, touched
+
+
+def _neighbours_of_removed(session: Session, snaps: dict[int, Snapshot]) -> set[int]:
+    """Entities linking to a page that this change removes (their Related list changes)."""
+    removed = {eid for eid, s in snaps.items() if not s.view.claims}
+    if not removed:
+        return set()
+    rows = session.execute(
+        select(Link.from_entity_id, Link.to_entity_id).where(
+            or_(Link.from_entity_id.in_(removed), Link.to_entity_id.in_(removed))
+        )
+    ).all()
+    return {x for pair in rows for x in pair} - set(snaps)
+
+
+def run_retract(deps: SynthDeps, job: Job) -> list[int]:
+    """Retract one source and publish every page it changes in a single commit."""
+    source_id = str(job.payload["source_id"])
+    with deps.session_factory() as session, session.begin():
+        src, touched = _mark_retracted(session, source_id)
+        if src is None:
+            return []
+        title, slug, raw_path = src.title or src.origin, src.slug, src.raw_path
+    for _ in range(MAX_CAS_TRIES):
+        with deps.session_factory() as session:
+            snaps = {eid: s for eid in sorted(touched) if (s := snapshot(session, eid)) is not None}
+            for eid in sorted(_neighbours_of_removed(session, snaps)):
+                if (s := snapshot(session, eid)) is not None:
+                    snaps[eid] = s
+        assisted = None
+        for snap in snaps.values():
+            if snap.prose_needed and snap.view.claims:
+                prose, by = compose(deps, snap, job.id)
+                if prose:
+                    from dataclasses import replace
+
+                    snap.view = replace(snap.view, summary=prose)
+                    assisted = assisted or by
+        paths = [s.path for s in snaps.values()] + [source_page_path(slug), *CATALOG_PATHS]
+        if raw_path:
+            paths.append(raw_path)
+        current = deps.store.read_many(paths)
+        changes: dict[str, bytes | None] = {}
+        for snap in snaps.values():
+            body = page_bytes(snap, current[snap.path].content, today())
+            if body is not None or current[snap.path].version != ABSENT:
+                changes[snap.path] = body
+        for path in (source_page_path(slug), raw_path):
+            if path and current[path].version != ABSENT:
+                changes[path] = None
+        with deps.session_factory() as session:
+            changes.update(catalog_changes(session, current))
+        trailers = [("Lore-Source", source_id), ("Lore-Job", str(job.id))]
+        if assisted:
+            trailers.append(("Assisted-by", assisted))
+        try:
+            result = deps.store.write(changes, {p: current[p].version for p in changes}, f"Retract {title}", trailers)
+            break
+        except PageConflict:
+            continue
+    else:
+        raise PageConflict(sorted(paths))
+    after = deps.store.read_many([s.path for s in snaps.values()])
+    follow: list[int] = []
+    with deps.session_factory() as session, session.begin():
+        for snap in snaps.values():
+            blob = None if after[snap.path].version == ABSENT else after[snap.path].version
+            follow += record_render(session, deps, snap, blob, result.commit)
+        page = session.scalar(select(Page).where(Page.path == source_page_path(slug)))
+        if page is not None:
+            page.blob_id = None
+    log.info("retracted %s: %d page(s) in commit %s", source_id[:12], len(changes), result.commit[:10])
+    return sorted(set(follow))
