@@ -60,7 +60,8 @@ def test_retracting_a_source_removes_only_what_it_alone_supported(wiki, tmp_path
         assert s.get(Source, a_id).status == "retracted"
         assert {c.status for c in s.scalars(select(Claim).where(Claim.source_id == a_id))} == {"retracted"}
         b_claims = s.scalars(select(Claim).where(Claim.source_id == b_id)).all()
-        assert b_claims and all(c.status == "active" for c in b_claims)
+        assert b_claims
+        assert all(c.status == "active" for c in b_claims)
     fsck = subprocess.run(["git", "fsck", "--strict"], cwd=wiki.deps.store.root, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
 
@@ -76,7 +77,8 @@ def test_retracting_the_newer_source_reactivates_the_superseded_claim(wiki, tmp_
     with wiki.deps.session_factory() as s:
         entity = s.scalars(select(Entity).where(Entity.name == "Billing Service")).one()
         old = s.scalars(select(Claim).where(Claim.source_id == a_id, Claim.entity_id == entity.id)).all()
-        assert old and all(c.status == "superseded" for c in old), [(c.text, c.status) for c in old]
+        assert old
+        assert all(c.status == "superseded" for c in old), [(c.text, c.status) for c in old]
     page = wiki.deps.store.read(entity.page_path).content.decode()
     assert "MySQL 5.7" in page.split("lore:history")[1]  # shown under History, not as a dispute
     assert "wiki/contradictions.md" not in [p for p, t in _pages(wiki).items() if "MySQL" in t]
@@ -85,7 +87,8 @@ def test_retracting_the_newer_source_reactivates_the_superseded_claim(wiki, tmp_
 
     with wiki.deps.session_factory() as s:
         old = s.scalars(select(Claim).where(Claim.source_id == a_id, Claim.entity_id == entity.id)).all()
-        assert old and all(c.status == "active" and c.superseded_by is None for c in old)
+        assert old
+        assert all(c.status == "active" and c.superseded_by is None for c in old)
     page = wiki.deps.store.read(entity.page_path).content.decode()
     assert "PostgreSQL 15" not in page
     assert "MySQL 5.7" in page.split("lore:facts")[1]
