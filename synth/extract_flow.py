@@ -154,6 +154,27 @@ def _ask_resolver(
     return decided
 
 
+def _replace_previous(session: Session, deps: SynthDeps, previous_id: str, jobs: list[Job]) -> set[int]:
+    """A new version replaces the old one: the old version's claims are retracted in this transaction
+    (what the new version still says was just added again under the new source)."""
+    from synth.lifecycle import retract_claims
+
+    old = session.get(Source, previous_id)
+    if old is None or old.status in ("retracted", "replaced"):
+        return set()
+    old_claims = set(session.scalars(select(Claim.id).where(Claim.source_id == previous_id)))
+    touched = retract_claims(session, old_claims)
+    for link in session.scalars(select(Link).where(Link.source_id == previous_id, Link.status == "active")):
+        link.status = "retracted"
+        touched.update((link.from_entity_id, link.to_entity_id))
+    old.status = "replaced"
+    jobs.append(
+        enqueue_job(session, "source_page", f"source_page:{previous_id}", {"source_id": previous_id},
+                    source_id=previous_id, max_attempts=deps.max_attempts, requeue_finished=True)
+    )
+    return touched
+
+
 def run_extract(deps: SynthDeps, job: Job) -> list[int]:
     """Run one extract job to the ledger; returns the ids of the jobs to dispatch after commit."""
     source_id = str(job.payload["source_id"])
@@ -240,12 +261,15 @@ def _apply(
             session.add(Link(from_entity_id=ids[a], to_entity_id=ids[b], relation=relation, source_id=source_id))
             touched.update((ids[a], ids[b]))
     session.flush()
+    jobs = []
+    previous_id = job.payload.get("previous_id")
+    if previous_id:
+        touched |= _replace_previous(session, deps, str(previous_id), jobs)
     src.title = (found.title or src.title)[:500]
     src.summary = found.summary[:4000]
     src.claims_rejected = found.rejected
     src.status = "extracted" if touched else "done"
     src.error = None
-    jobs = []
     for entity_id in sorted(touched):
         entity = session.get(Entity, entity_id)
         assert entity is not None

@@ -131,3 +131,22 @@ def test_reingesting_identical_bytes_is_a_no_op(wiki, tmp_path):
     wiki.ingest(doc, copy)
     wiki.run()
     assert wiki.deps.store.head() == head
+
+
+def test_a_new_version_replaces_what_the_old_one_said(wiki, tmp_path):
+    doc = _write(tmp_path, "runbook.md", "# Queue\n\nThe Kafka Cluster keeps seven days of events.\n"
+                                         "The Kafka Cluster runs three brokers in each zone.\n")
+    (v1,) = wiki.ingest(doc)
+    wiki.run()
+    doc.write_text("# Queue\n\nThe Kafka Cluster keeps seven days of events.\n"
+                   "The Kafka Cluster runs five brokers in each zone.\n")
+    (v2,) = wiki.ingest(doc)
+    wiki.run()
+    assert v1 != v2
+    with wiki.deps.session_factory() as s:
+        assert s.get(Source, v1).status == "replaced"
+        assert s.get(Source, v2).status == "done"
+        assert s.get(Source, v2).previous_id == v1
+    text = "\n".join(_pages(wiki).values())
+    assert "five brokers" in text
+    assert "three brokers" not in text.replace("wiki/log.md", "")
