@@ -19,7 +19,10 @@ _MAX_ITEMS = 200
 _MAX_DEPTH = 4
 _MAX_STRING = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Terminal escape sequences (CSI such as ``ESC[31m``, OSC titles, two-byte escapes), removed whole.
+ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]{0,1000}(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _HEADING = re.compile(r"#{1,6}[ \t]+(.+?)[ \t#]*$")
+_ITEM = re.compile(r"(?:> )*(?: {2})*(?:- |\d+\. )")
 
 
 @dataclass(frozen=True)
@@ -47,16 +50,27 @@ class ParsedDocument:
 def clean_text(text: str) -> str:
     """Normalise parsed text: ``\\n`` line ends, no NUL or stray control characters, no trailing space."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
+    text = _CONTROL.sub("", ANSI_ESCAPE.sub("", text))
     lines = [line.rstrip() for line in text.split("\n")]
     out = "\n".join(lines).strip("\n")
     return re.sub(r"\n{3,}", "\n\n", out) + ("\n" if out else "")
 
 
+def join_blocks(blocks: list[str]) -> str:
+    """Join markdown blocks with blank lines, except between consecutive list items (a tight list)."""
+    out: list[str] = []
+    for i, block in enumerate(blocks):
+        if i:
+            tight = _ITEM.match(block) and _ITEM.match(blocks[i - 1]) and "\n" not in blocks[i - 1]
+            out.append("\n" if tight else "\n\n")
+        out.append(block)
+    return "".join(out)
+
+
 def one_line(value: str, limit: int = MAX_TITLE) -> str:
     """Collapse whitespace and control characters to one line of at most ``limit`` characters."""
     value = unicodedata.normalize("NFC", value[: limit * 4])
-    value = " ".join(_CONTROL.sub(" ", value).split())
+    value = " ".join(_CONTROL.sub(" ", ANSI_ESCAPE.sub("", value)).split())
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 

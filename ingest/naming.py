@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ingest.document import ANSI_ESCAPE
 from wiki.slug import slugify
 
 MAX_ORIGIN = 1000
@@ -31,7 +32,7 @@ def display_name(name: str) -> str:
     Returns:
         A relative POSIX-looking name, at most 1000 characters; ``"unnamed"`` when nothing is left.
     """
-    text = unicodedata.normalize("NFC", _UNSAFE.sub("", name[: MAX_ORIGIN * 4]))
+    text = unicodedata.normalize("NFC", _UNSAFE.sub("", ANSI_ESCAPE.sub("", name[: MAX_ORIGIN * 4])))
     segments = [" ".join(s.split()) for s in text.replace("\\", "/").split("/")]
     kept = [s for s in segments if s and s not in (".", "..") and s.strip(".")]
     out = "/".join(kept)[-MAX_ORIGIN:].lstrip("/")

@@ -41,12 +41,28 @@ def main(argv: Sequence[str]) -> None:
     logging.disable(logging.CRITICAL)
     limit(memory_mb, cpu_s)
     answer = _run(media_type)
+    if not answer["ok"] and answer["kind"] == "failed" and _near_memory_limit(memory_mb):
+        # C libraries report a failed allocation in their own words ("unknown error", "out of memory");
+        # when the address space peaked at the limit, that is what happened.
+        answer = {"ok": False, "kind": "memory", "reason": str(answer["reason"])}
     payload = json.dumps(answer, ensure_ascii=False).encode("utf-8", "replace")
     view = memoryview(payload)
     while view:
         written = os.write(answer_fd, view[: 1 << 20])
         view = view[written:]
     os.close(answer_fd)
+
+
+def _near_memory_limit(memory_mb: int) -> bool:
+    """True when this process's peak address space came within 10% of its limit."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) * 1024 >= memory_mb * MB * 0.9
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _run(media_type: str) -> dict[str, object]:
