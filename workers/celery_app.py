@@ -57,13 +57,14 @@ def is_embedded_broker(broker_url: str) -> bool:
 def transport_options(broker_url: str, visibility_timeout_s: int) -> dict[str, Any]:
     """Broker transport options for ``broker_url``.
 
-    Redis (and SQS) redeliver an unacknowledged message after ``visibility_timeout``. kombu's
-    SQLAlchemy transport passes its options to ``create_engine``, so it only gets a longer SQLite
-    busy timeout; it has no visibility timeout (a message taken by a process that then died is lost,
-    and the sweep re-sends its job).
+    Redis (and SQS) redeliver an unacknowledged message after ``visibility_timeout``. The embedded
+    broker has no visibility timeout (a message taken by a process that then died is lost, and the
+    sweep re-sends its job); it only gets its polling interval.
     """
-    if broker_url.startswith(("sqla+", "sqlalchemy+")):
-        return {"connect_args": {"timeout": 30}} if "sqlite" in broker_url else {}
+    if is_embedded_broker(broker_url):
+        from workers.embedded_broker import POLLING_INTERVAL_S
+
+        return {"polling_interval": POLLING_INTERVAL_S}
     if broker_url.startswith(("redis", "rediss", "sentinel", "sqs")):
         return {"visibility_timeout": visibility_timeout_s}
     return {}
@@ -100,7 +101,15 @@ def make_celery(
             "need 0 < soft_time_limit_s < time_limit_s < visibility_timeout_s, got "
             f"{soft_time_limit_s}, {time_limit_s}, {visibility_timeout_s}"
         )
-    app = Celery(name, broker=broker_url, set_as_current=False)
+    embedded = is_embedded_broker(broker_url)
+    if embedded:
+        from workers.embedded_broker import TRANSPORT, engine_url, install_fork_guard
+
+        install_fork_guard()
+        app = Celery(name, broker=engine_url(broker_url), set_as_current=False)
+        app.conf.broker_transport = TRANSPORT
+    else:
+        app = Celery(name, broker=broker_url, set_as_current=False)
     exchange = Exchange("lore", type="direct")
     app.conf.update(
         task_serializer="json",
@@ -136,10 +145,6 @@ def make_celery(
     )
     if beat_schedule_filename:
         app.conf.beat_schedule_filename = beat_schedule_filename
-    if is_embedded_broker(broker_url):
-        from workers.embedded_broker import install_fork_guard
-
-        install_fork_guard()
     from workers import tasks
 
     tasks.register(app)

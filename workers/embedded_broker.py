@@ -1,13 +1,19 @@
 """The embedded broker: kombu's SQLAlchemy transport on a SQLite file, so ``lore up`` needs no Redis.
 
-kombu creates its two tables (``kombu_queue``, ``kombu_message``) on first use; several processes
-doing that at once race, so :func:`prepare` creates them once, up front, and switches the file to WAL
-(a persistent property of the file: producers and the consumer then block each other less).
+The configured URL is ``sqla+sqlite:///<data_dir>/broker.db``. :func:`workers.celery_app.make_celery`
+runs it through :class:`Transport` here, a small subclass of kombu's SQLAlchemy transport that differs
+in two ways: it polls every :data:`POLLING_INTERVAL_S` instead of every second (a worker whose prefetch
+slots are full sleeps one polling interval before it looks again, which would cap fast tasks at about
+one per second), and its engine gets a 30 s SQLite busy timeout and nothing else (kombu passes every
+transport option to ``create_engine``).
 
-Three details of that transport matter here:
+Further details of that transport that matter here:
 
-- its SQLAlchemy engines live in a class-level cache; a prefork child must not reuse the connections
-  it inherited from its parent, so :func:`install_fork_guard` makes each child start with an empty pool;
+- it creates its two tables (``kombu_queue``, ``kombu_message``) on first use, and several processes
+  doing that at once race; :func:`prepare` creates them once, up front, and switches the file to WAL
+  (a persistent property of the file: producers and the consumer then block each other less);
+- its engines live in a class-level cache; a prefork child must not reuse the connections it inherited
+  from its parent, so :func:`install_fork_guard` makes each child start with an empty pool;
 - a delivered message is only marked invisible, never deleted; :func:`purge_delivered` deletes old
   delivered rows (the sweep calls it) so the file does not grow without end;
 - it has no visibility timeout: a message taken by a process that died is gone. That is safe because
@@ -21,20 +27,48 @@ import os
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
+from kombu.transport import sqlalchemy as kombu_sqla
+from sqlalchemy import create_engine
 
 log = logging.getLogger(__name__)
 
-_SCHEMES = ("sqla+sqlite:///", "sqlalchemy+sqlite:///")
+TRANSPORT = "workers.embedded_broker:Transport"
+POLLING_INTERVAL_S = 0.2
+BUSY_TIMEOUT_S = 30
+_PREFIXES = ("sqla+", "sqlalchemy+")
 _fork_guard_installed = False
+
+
+class Channel(kombu_sqla.Channel):
+    """kombu's SQLAlchemy channel with an engine made for a SQLite file shared by several processes."""
+
+    def _engine_from_config(self) -> Any:
+        return create_engine(self.connection.client.hostname, connect_args={"timeout": BUSY_TIMEOUT_S})
+
+
+class Transport(kombu_sqla.Transport):
+    """kombu's SQLAlchemy transport, polling every :data:`POLLING_INTERVAL_S` seconds."""
+
+    Channel = Channel
+    polling_interval = POLLING_INTERVAL_S
+
+
+def engine_url(broker_url: str) -> str:
+    """The SQLAlchemy URL inside an embedded broker URL (``sqla+sqlite:///x`` -> ``sqlite:///x``)."""
+    for prefix in _PREFIXES:
+        if broker_url.startswith(prefix):
+            return broker_url.removeprefix(prefix)
+    return broker_url
 
 
 def broker_file(broker_url: str) -> Path | None:
     """The SQLite file behind an embedded broker URL, or None for any other broker."""
-    for scheme in _SCHEMES:
-        if broker_url.startswith(scheme):
-            return Path(broker_url.removeprefix(scheme))
+    url = engine_url(broker_url)
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
     return None
 
 
@@ -60,11 +94,7 @@ def prepare(app: Celery) -> None:
 
 def _reset_kombu_engines() -> None:
     """In a forked child: forget the parent's pooled connections (they stay open for the parent)."""
-    try:
-        from kombu.transport.sqlalchemy import Channel
-    except ImportError:  # pragma: no cover - kombu always ships the module
-        return
-    for engine, _session in list(Channel._engines.values()):
+    for engine, _session in list(kombu_sqla.Channel._engines.values()):
         engine.dispose(close=False)
 
 

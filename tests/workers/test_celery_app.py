@@ -6,6 +6,7 @@ import pytest
 
 from store.models import JOB_KINDS
 from workers.celery_app import KIND_QUEUES, QUEUES, make_celery, queue_for_kind, transport_options
+from workers.embedded_broker import POLLING_INTERVAL_S
 from workers.sweep import send_job
 
 from .conftest import drain
@@ -72,10 +73,15 @@ def test_time_limits_must_fit_below_the_visibility_timeout(soft, hard, visibilit
         _app(soft_time_limit_s=soft, time_limit_s=hard, visibility_timeout_s=visibility)
 
 
-def test_embedded_broker_options_reach_sqlalchemy_not_redis_options():
-    opts = transport_options("sqla+sqlite:////tmp/x.db", 3600)
-    assert opts == {"connect_args": {"timeout": 30}}
-    assert "visibility_timeout" not in opts
+def test_embedded_broker_runs_on_lores_transport_and_never_gets_redis_options(tmp_path):
+    url = f"sqla+sqlite:///{tmp_path}/b.db"
+    assert transport_options(url, 3600) == {"polling_interval": POLLING_INTERVAL_S}
+    conf = make_celery(
+        url, visibility_timeout_s=3600, soft_time_limit_s=10, time_limit_s=20, max_tasks_per_child=1
+    ).conf
+    assert conf.broker_transport == "workers.embedded_broker:Transport"
+    assert conf.broker_url == f"sqlite:///{tmp_path}/b.db"
+    assert "visibility_timeout" not in conf.broker_transport_options
 
 
 def test_explicit_queue_wins_over_the_default_route(app):

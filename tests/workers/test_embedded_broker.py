@@ -31,7 +31,7 @@ PRODUCER = textwrap.dedent(
 
 def test_concurrent_producers_in_separate_processes_lose_nothing(tmp_path):
     app = embedded_app(tmp_path / "broker.db")
-    url = str(app.conf.broker_url)
+    url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
     assert (sqlite3.connect(tmp_path / "broker.db").execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
     procs = [
         subprocess.Popen([sys.executable, "-c", PRODUCER, url, str(first)], cwd=ROOT)
@@ -47,7 +47,7 @@ def test_concurrent_producers_in_separate_processes_lose_nothing(tmp_path):
 
 def test_old_delivered_messages_are_purged_and_waiting_ones_kept(tmp_path):
     app = embedded_app(tmp_path / "broker.db")
-    url = str(app.conf.broker_url)
+    url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
     for i in range(5):
         app.send_task("jobs.run", args=[i], queue="synth")
     with app.connection_for_read() as conn:
