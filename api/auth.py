@@ -7,8 +7,8 @@ leaked database does not leak usable keys. Clients send ``Authorization: Bearer 
 - no key, or a key that matches none (or is revoked): :class:`api.errors.Unauthorized` (401 with
   ``WWW-Authenticate: Bearer``);
 - a valid key without the scope: :class:`api.errors.Forbidden` (403);
-- reads may be left open by configuration (``open_reads``): a read route then accepts no key, but a
-  key that is sent must still be valid.
+- reads may be left open by configuration (``open_reads``): a read route then accepts no key, or any
+  valid key whatever its scopes; a key that is sent must still be valid.
 
 Bootstrap keys come from configuration as ``name:scope1+scope2:secret`` and are inserted (or updated by
 name) at start-up.
@@ -144,7 +144,7 @@ def authorize(session: Session, authorization: str | None, scope: str, *, open_r
     principal = lookup_key(session, secret)
     if principal is None:
         raise Unauthorized("unknown or revoked API key", headers=_challenge("invalid_token"))
-    if not principal.has(scope):
+    if not principal.has(scope) and not (scope == "read" and open_reads):
         raise Forbidden(
             f"key {principal.name!r} lacks the {scope!r} scope", headers=_challenge("insufficient_scope", scope)
         )

@@ -53,9 +53,9 @@ def _env() -> Environment:
 ENV = _env()
 
 
-def render(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+def render(name: str, **values: Any) -> HTMLResponse:
     """Render a template to an HTML response."""
-    return HTMLResponse(ENV.get_template(name).render(**values), status_code=status)
+    return HTMLResponse(ENV.get_template(name).render(**values))
 
 
 @router.get("", response_class=HTMLResponse)

@@ -180,6 +180,7 @@ def page_diff(
 def get_page(
     path: str,
     request: Request,
+    response: Response,
     format: Format | None = Query(None, description="md, html or json; default from the Accept header, else json."),
     ctx: AppContext = Depends(app_context),
     session: Session = Depends(read_session),
@@ -192,6 +193,7 @@ def get_page(
         return PlainTextResponse(page.text, media_type="text/markdown; charset=utf-8", headers=headers)
     if chosen == "html":
         return HTMLResponse(page_html(ctx.wiki, page), headers=headers)
+    response.headers.update(headers)
     return page_json(session, page)
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.deps import ApiDeps
 from tests.api.wiki_builder import WikiFixture, build_wiki
+from tests.services import free_port, wait_port
 
 INGEST_KEY = "ingest-secret-0123456789"
 READ_KEY = "reader-secret-0123456789"
@@ -65,3 +69,18 @@ def make_client(wiki_fx: WikiFixture) -> Iterator[Callable[..., TestClient]]:
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
+
+
+@contextlib.contextmanager
+def serve(app: FastAPI) -> Iterator[int]:
+    """Serve ``app`` with uvicorn on a free loopback port (in a thread); yields the port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

@@ -60,7 +60,8 @@ CLAIMS = {
                     "The Payments API returned 503 errors for 40 minutes because the connection pool was exhausted"),
     "c0paydeploy3": ("payments", "adr", "Deploys of the Payments API happen every Tuesday",
                      "Deploys of the Payments API happen every Tuesday after the change review"),
-    "c0coreown444": ("core", "adr", "The Core team owns the Payments API", "The Payments API is owned by the Core team"),
+    "c0coreown444": ("core", "adr", "The Core team owns the Payments API",
+                     "The Payments API is owned by the Core team"),
     "c0hostile555": ("hostile", "hostile", "The hostile sample says <script>alert('c')</script>",
                      "says <script>alert('q')</script>"),
 }  # fmt: skip
@@ -192,7 +193,7 @@ def _write_pages(fx: WikiFixture) -> None:
         fx.paths["k8s"]: _entity_text(fx, "k8s", ["c0k8s129aaaa", "c0k8s128bbbb"], "Kubernetes is the container "
                                       "platform.", None),
     }  # fmt: skip
-    fx.commits.append(s.write({p: t.encode() for p, t in first.items()}, {p: ABSENT for p in first}, "Render k8s",
+    fx.commits.append(s.write({p: t.encode() for p, t in first.items()}, dict.fromkeys(first, ABSENT), "Render k8s",
                               [("Lore-Source", fx.source_ids["adr"])]).commit)  # fmt: skip
     k8s_v2 = _entity_text(
         fx, "k8s", ["c0k8s129aaaa", "c0k8s128bbbb"],
