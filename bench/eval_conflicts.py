@@ -107,7 +107,8 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by_names: dict[str, dict[str, float]] = {}
     for n in sorted({r["disambig"] for r in clean}):
         group = [r for r in clean if r["disambig"] == n]
-        by_names[str(n)] = {"records": len(group), "false_flag_rate": round(sum(r["flagged"] for r in group) / len(group), 3)}
+        rate = sum(r["flagged"] for r in group) / len(group)
+        by_names[str(n)] = {"records": len(group), "false_flag_rate": round(rate, 3)}
     split_ok = sum(r["entities_for_name"] == r["disambig"] for r in rows)
     return {
         "records": len(rows),
