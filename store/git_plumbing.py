@@ -1,7 +1,7 @@
 """Small pure helpers of the git page store: input checks, commit text, and parsing git's output.
 
-Nothing here runs git; :mod:`store.git_store` does. Keeping the string work apart keeps the store's
-write algorithm readable and lets these rules be tested on their own.
+Nothing here runs git; :mod:`store.git_repo` and :mod:`store.git_store` do. Keeping the string and
+tree work apart keeps the store's write algorithm readable.
 """
 
 from __future__ import annotations
@@ -96,6 +96,11 @@ def check_version(path: str, version: str) -> str:
     if version != ABSENT and not (isinstance(version, str) and _OID.match(version)):
         raise StoreError(f"invalid expected version {version!r} for {path}")
     return version
+
+
+def encode_name(text: str) -> bytes:
+    """Bytes of a path as git stores it (names read from git that were not UTF-8 round-trip)."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def ancestors(path: str) -> list[str]:
@@ -239,13 +244,52 @@ def apply_changes(
     for path, blob in changes.items():
         folder, _, name = path.rpartition("/")
         if blob is None:
-            trees[folder].pop(name.encode(), None)
+            trees[folder].pop(encode_name(name), None)
         else:
-            trees[folder][name.encode()] = ("100644", blob)
+            trees[folder][encode_name(name)] = ("100644", blob)
     for folder in sorted((f for f in trees if f), key=lambda f: f.count("/"), reverse=True):
         parent, _, name = folder.rpartition("/")
         if trees[folder]:
-            trees[parent][name.encode()] = ("40000", make_tree(trees[folder]))
+            trees[parent][encode_name(name)] = ("40000", make_tree(trees[folder]))
         else:
-            trees[parent].pop(name.encode(), None)
+            trees[parent].pop(encode_name(name), None)
     return make_tree(trees[""])
+
+
+def effective_changes(
+    changes: Mapping[str, bytes | None],
+    blobs: Mapping[str, str],
+    kinds: Mapping[str, str | None],
+    versions: Mapping[str, str],
+) -> dict[str, str | None]:
+    """path -> blob id or None for ``changes``, checked against the tree at HEAD.
+
+    Args:
+        changes: The caller's changes.
+        blobs: path -> blob id of the written contents.
+        kinds: Object type at HEAD of each directory above a changed path (None if absent).
+        versions: Blob id, other object type, or ABSENT at HEAD of each changed path.
+
+    Returns:
+        The changes to apply; deletions below a file are dropped (such a path cannot exist).
+
+    Raises:
+        InvalidPath: A changed path is a directory, or a written path lies below a file.
+    """
+    effective: dict[str, str | None] = {}
+    for path, data in changes.items():
+        if versions[path] == "tree":
+            raise InvalidPath(f"{path} is a directory in the repository")
+        blocked = [a for a in ancestors(path) if kinds[a] not in ("tree", None)]
+        if blocked and data is not None:
+            raise InvalidPath(f"{blocked[0]} is a file in the repository; cannot write {path}")
+        if not blocked:  # deleting below a file is a no-op: the path cannot exist
+            effective[path] = blobs[path] if data is not None else None
+    return effective
+
+
+def unchanged(listings: dict[str, Listing], path: str, blob: str | None) -> bool:
+    """Whether ``path`` already holds ``blob`` as a regular file (or is already absent for None)."""
+    folder, _, name = path.rpartition("/")
+    entry = listings[folder].get(encode_name(name))
+    return entry is None if blob is None else entry == ("100644", blob)

@@ -19,7 +19,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from store.errors import StoreError
-from store.git_plumbing import LOG_FORMAT, CommitInfo, Listing, mktree_input, parse_batch, parse_log
+from store.git_plumbing import (
+    LOG_FORMAT,
+    CommitInfo,
+    Listing,
+    encode_name,
+    mktree_input,
+    parse_batch,
+    parse_log,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +160,7 @@ class GitRepo:
             proc.communicate(b"")
             return None, [(None, None, None)] * len(queries)
         commit = header.split()[0].decode()
-        out, err = proc.communicate("".join(f"{verb} {commit}{s}\n" for verb, s in queries).encode())
+        out, err = proc.communicate(encode_name("".join(f"{verb} {commit}{s}\n" for verb, s in queries)))
         if proc.returncode != 0:
             raise StoreError(f"git cat-file failed: {err.decode(errors='replace').strip()}")
         return commit, parse_batch(out, [verb for verb, _ in queries])

@@ -20,6 +20,7 @@ import builtins
 import logging
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +29,15 @@ from store.errors import InvalidPath, PageConflict, StoreError, StoreLocked
 from store.git_plumbing import (
     ABSENT,
     CommitInfo,
-    Listing,
     ancestors,
     apply_changes,
     check_path,
     check_rev,
     check_version,
     compose_message,
+    effective_changes,
     parse_tree,
+    unchanged,
 )
 from store.git_repo import GitRepo
 
@@ -114,27 +116,50 @@ class GitStore:
         Idempotent and safe to run from several processes at once.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        if self._repo.locate() is None:
-            self._repo.run("init", "-q", f"--initial-branch={self.branch}", str(self.root), discover=True)
-        version = self._repo.run("version", discover=True).stdout.decode().split()[2]
-        major, minor = (int(x) for x in version.split(".")[:2])
-        settings = {
-            "core.filesRefLockTimeout": str(self.lock_timeout_ms),
-            "core.packedRefsTimeout": str(self.lock_timeout_ms),
-            "core.logAllRefUpdates": "true",
-            "core.autocrlf": "false",
-            "gc.autoDetach": "false",
-        }
-        if (major, minor) >= (2, 36):
-            settings["core.fsync"] = "objects,reference"
+        for attempt in range(20):  # another process may be half-way through its own `git init`
+            if self._repo.locate() is None:
+                self._repo.run("init", "-q", f"--initial-branch={self.branch}", str(self.root), discover=True,
+                               check=False)
+            if self._repo.locate() and self._repo.run("rev-parse", "--git-dir", check=False).returncode == 0:
+                break
+            time.sleep(0.02 * (attempt + 1))
         else:
-            settings["core.fsyncObjectFiles"] = "true"
-        for key, value in settings.items():
-            self._repo.run("config", key, value)
+            raise StoreError(f"could not create a git repository at {self.root}")
+        self._configure(
+            {
+                "core.filesRefLockTimeout": str(self.lock_timeout_ms),
+                "core.packedRefsTimeout": str(self.lock_timeout_ms),
+                "core.logAllRefUpdates": "true",
+                "core.autocrlf": "false",
+                "gc.autoDetach": "false",
+            }
+        )
         if self.head() is None:
             self.write({}, {}, "Initialize the Lore wiki")
         # Plumbing never starts auto-gc; pack loose objects here (no-op below git's thresholds).
         self._repo.run("gc", "--auto", "--quiet", check=False)
+
+    def _configure(self, wanted: dict[str, str]) -> None:
+        """Set repository config keys that differ; several processes may start up at once."""
+        listing = self._repo.run("config", "--local", "--null", "--list", check=False).stdout.decode()
+        current = dict(item.partition("\n")[::2] for item in listing.split("\0") if item)
+        if "core.fsync" not in current and "core.fsyncobjectfiles" not in current:
+            version = self._repo.out("version", discover=True).split()[2]
+            if tuple(int(x) for x in version.split(".")[:2]) >= (2, 36):
+                wanted["core.fsync"] = "objects,reference"
+            else:
+                wanted["core.fsyncObjectFiles"] = "true"
+        for key, value in wanted.items():
+            for attempt in range(10):
+                if current.get(key.lower()) == value:
+                    break
+                if self._repo.run("config", key, value, check=False).returncode == 0:
+                    break
+                time.sleep(0.05 * (attempt + 1))  # another process holds config.lock
+                got = self._repo.run("config", "--get", key, check=False).stdout.decode().strip()
+                current[key.lower()] = got
+            else:
+                raise StoreLocked(f"could not set {key} in the repository config")
 
     def head(self) -> str | None:
         """The commit at the tip of the branch, or None before the first commit."""
@@ -269,12 +294,12 @@ class GitStore:
                 raise PageConflict(moved)
             if blobs is None:
                 blobs = self._hash_blobs({p: data for p, data in changes.items() if data is not None})
-            effective = self._effective_changes(changes, blobs, kinds, versions)
+            effective = effective_changes(changes, blobs, kinds, versions)
             oid_len = len(head) // 2 if head else 20
             needed = {"", *(a for p in effective for a in ancestors(p))}
             listings = {d: parse_tree(data, oid_len) if kind == "tree" and data is not None else {}
                         for d, (_, kind, data) in zip(["", *dirs], trees, strict=True) if d in needed}
-            if head is not None and all(_unchanged(listings, p, blob) for p, blob in effective.items()):
+            if head is not None and all(unchanged(listings, p, blob) for p, blob in effective.items()):
                 return WriteResult(head, head, rebases, False)
             with self._repo.tree_maker() as make_tree:
                 tree = apply_changes(listings, effective, make_tree)
@@ -288,29 +313,6 @@ class GitStore:
             rebases += 1
             if rebases > self.max_rebases:
                 raise StoreLocked(f"HEAD moved {rebases} times during one write; giving up")
-
-    @staticmethod
-    def _effective_changes(
-        changes: Mapping[str, bytes | None],
-        blobs: Mapping[str, str],
-        kinds: Mapping[str, str | None],
-        versions: Mapping[str, str],
-    ) -> dict[str, str | None]:
-        """path -> blob id or None, after checking the paths against the tree at HEAD.
-
-        Raises:
-            InvalidPath: A changed path is a directory, or a written path lies below a file.
-        """
-        effective: dict[str, str | None] = {}
-        for path, data in changes.items():
-            if versions[path] == "tree":
-                raise InvalidPath(f"{path} is a directory in the repository")
-            blocked = [a for a in ancestors(path) if kinds[a] not in ("tree", None)]
-            if blocked and data is not None:
-                raise InvalidPath(f"{blocked[0]} is a file in the repository; cannot write {path}")
-            if not blocked:  # deleting below a file is a no-op: the path cannot exist
-                effective[path] = blobs[path] if data is not None else None
-        return effective
 
     def _hash_blobs(self, contents: Mapping[str, bytes]) -> dict[str, str]:
         """Write blobs for ``contents`` with one ``hash-object`` process; path -> blob id."""
@@ -373,10 +375,3 @@ class GitStore:
             The lock files removed.
         """
         return self._repo.remove_stale_locks(self.lock_timeout_ms / 1000 + STALE_LOCK_MARGIN_S)
-
-
-def _unchanged(listings: dict[str, Listing], path: str, blob: str | None) -> bool:
-    """Whether ``path`` already holds ``blob`` as a regular file (or is already absent for None)."""
-    folder, _, name = path.rpartition("/")
-    entry = listings[folder].get(name.encode())
-    return entry is None if blob is None else entry == ("100644", blob)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -373,3 +374,32 @@ def test_working_tree_follows_head_and_keeps_local_edits(
     assert (store.root / PAGE).read_bytes() == b"v3\n"
     assert git(store.root, "status", "--porcelain") == ""
     assert git(store.root, "rev-list", "--min-parents=2", "--count", "main").strip() == "0"
+
+
+def test_gives_up_after_max_rebases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = GitStore(tmp_path / "wiki", max_rebases=0)
+    store.init()
+    made = _interleave(monkeypatch, store, {"wiki/other.md": b"other\n"})
+    with pytest.raises(StoreLocked, match="moved"):
+        store.write({PAGE: b"mine\n"}, {}, "mine")
+    assert store.head() == made[0]
+
+
+def test_bare_repository(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", "wiki.git")
+    store = GitStore(tmp_path / "wiki.git")
+    store.init()
+    result = store.write({PAGE: b"bare\n"}, {PAGE: ABSENT}, "in a bare repository")
+    assert store.read(PAGE).content == b"bare\n"
+    assert git(tmp_path / "wiki.git", "rev-parse", "main").strip() == result.commit
+    assert not (tmp_path / "wiki.git" / "wiki").exists()
+
+
+def test_concurrent_init_makes_one_first_commit(tmp_path: Path) -> None:
+    root = tmp_path / "wiki"
+    code = "import sys, pathlib, store.git_store as g; g.GitStore(pathlib.Path(sys.argv[1])).init()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(root)], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    assert git(root, "rev-list", "--count", "main").strip() == "1"
+    assert git(root, "fsck", "--strict") == ""
