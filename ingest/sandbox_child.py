@@ -16,6 +16,7 @@ import logging
 import os
 import resource
 import sys
+import warnings
 from collections.abc import Sequence
 
 MB = 1024 * 1024
@@ -39,6 +40,7 @@ def main(argv: Sequence[str]) -> None:
     answer_fd = os.dup(1)
     os.dup2(2, 1)
     logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")  # hostile files can make parsers warn without end
     limit(memory_mb, cpu_s)
     answer = _run(media_type)
     if not answer["ok"] and answer["kind"] == "failed" and _near_memory_limit(memory_mb):

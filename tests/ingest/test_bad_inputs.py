@@ -8,6 +8,7 @@ Every case states which outcomes are correct and what the reason must say.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import threading
@@ -152,8 +153,6 @@ def test_file_still_being_written_is_refused_not_half_ingested(inbox, intake, se
 
 def test_fifo_never_blocks_even_when_swapped_in_after_the_check(inbox, intake):
     """A FIFO opened for reading blocks until a writer appears; intake must never wait on one."""
-    import os
-
     path = inbox / "pipe.md"
     os.mkfifo(path)
     done = threading.Event()
@@ -167,3 +166,37 @@ def test_fifo_never_blocks_even_when_swapped_in_after_the_check(inbox, intake):
     assert done.wait(10), "intake blocked on a FIFO"
     assert results[0].status == "refused"
     assert "FIFO" in results[0].reason
+
+
+_OPENED: list[str] | None = None
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[0], str | bytes):
+        _OPENED.append(os.fsdecode(args[0]))
+
+
+_AUDIT_INSTALLED: list[bool] = []
+
+
+@pytest.mark.parametrize(
+    "case_id", ["symlink-to-etc-passwd", "through-dir-symlink", "absolute-etc-passwd", "outside-root-dotdot"]
+)
+def test_nothing_outside_the_folder_is_even_opened(case_id, inbox, intake):
+    """Python's audit hook sees every open() and os.open() of this process: none may touch the target."""
+    global _OPENED
+    if not _AUDIT_INSTALLED:
+        sys.addaudithook(_audit)
+        _AUDIT_INSTALLED.append(True)
+    path = make_bad.materialise(case_id, inbox)
+    outside = {os.path.realpath("/etc/passwd"), os.path.realpath(inbox.parent / "outside.md")}
+    _OPENED = []
+    try:
+        result = intake(path)
+    finally:
+        opened, _OPENED = _OPENED, None
+    assert result.status == "refused"
+    for name in opened:
+        assert os.path.basename(name) not in ("passwd", "outside.md"), name
+        if os.path.isabs(name):
+            assert os.path.realpath(name) not in outside, name
