@@ -5,8 +5,9 @@ inotify queues, network file systems, a folder replaced wholesale), a full resca
 ``rescan_interval_s`` as well, and ``scan_once`` runs at start-up. Either way a file is only a
 *candidate*: it is handed to ``on_file`` once its size and mtime have stayed the same for ``settle_s``
 (a file still being copied keeps changing), and only once per (size, mtime, inode), so rescans do not
-re-read unchanged files. Names matching an ignore glob at any depth (``.*``, ``*.tmp``, ``*.part``, the
-package's own ``*.py`` ...) are never offered, and symlinked folders are not descended into. Symlinks,
+re-read unchanged files. Names matching an ignore glob at any depth (``.*``, the package's own ``*.py``
+...) or a name of a file still being written (``ALWAYS_IGNORED``: ``*.tmp``, ``*.part``, partial
+downloads) are never offered, and symlinked folders are not descended into. Symlinks,
 FIFOs and other special files are offered like any file so that intake can refuse them with a reason;
 the watcher itself only ever calls ``lstat`` on them.
 
@@ -31,6 +32,10 @@ from watchdog.observers import Observer
 log = logging.getLogger(__name__)
 
 _Stamp = tuple[int, int, int]  # size, mtime_ns, inode
+
+#: Names of files that are still being written, never offered whatever ``ignore_globs`` says:
+#: producers' temporary names, browsers' partial downloads, editors' swap and lock files.
+ALWAYS_IGNORED = ("*.tmp", "*.part", "*.partial", "*.crdownload", "*.download", "*.swp", "~$*", ".~lock.*")
 
 
 class Watcher:
@@ -57,7 +62,7 @@ class Watcher:
     ) -> None:
         self.ingest_dir = Path(ingest_dir)
         self.on_file = on_file
-        self.ignore_globs = tuple(ignore_globs)
+        self.ignore_globs = tuple(dict.fromkeys([*ignore_globs, *ALWAYS_IGNORED]))
         self.settle_s = settle_s
         self.rescan_interval_s = rescan_interval_s
         self._clock = clock

@@ -48,6 +48,14 @@ def test_scan_offers_every_file_once_and_skips_ignored_names(inbox):
     assert watcher.scan_once() == [inbox / "a.md"]
 
 
+def test_partial_download_names_are_ignored_even_without_globs(inbox):
+    for name in ("a.md.part", "b.pdf.crdownload", "~$report.docx", "c.tmp", "d.md"):
+        (inbox / name).write_text("x")
+    seen: list[Path] = []
+    Watcher(inbox, seen.append, [], settle_s=0, rescan_interval_s=3600).scan_once()
+    assert seen == [inbox / "d.md"]
+
+
 def test_file_is_offered_only_after_it_stopped_changing(inbox):
     clock = Clock()
     seen: list[Path] = []
