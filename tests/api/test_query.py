@@ -1,0 +1,159 @@
+"""Query tiers and the page index, with the real embedder and the hybrid search index."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from store.models import Chunk, Claim, Source
+from store.page_index import index_page, page_chunks, page_sections, reindex_all
+from store.query_tiers import QueryEngine
+from tests.api.wiki_builder import WikiFixture
+
+Indexed = tuple[WikiFixture, Any]
+
+
+def engine_for(indexed: Indexed) -> QueryEngine:
+    fx, search = indexed
+    return QueryEngine(fx.session_factory, fx.store, search)
+
+
+def test_page_sections_split_at_headings_without_footnote_definitions() -> None:
+    body = (
+        "# Title\n\nLead text cites [^a1].\n\n## Facts\n\n- one fact [^b2]\n- two [^a1]\n\n"
+        "```\n# not a heading\n```\n\n## Empty\n\n[^a1]: [[src]]: \"quote a\"\n[^b2]: [[src]]: \"quote b\"\n"
+    )
+    sections = page_sections(body, "Title")
+    assert [s.heading for s in sections] == ["Title", "Facts"]
+    assert sections[0].claim_ids == ("a1",)
+    assert sections[1].claim_ids == ("b2", "a1")
+    assert "- one fact" in sections[1].text
+    assert "not a heading" not in [s.heading for s in sections]  # a '#' line in a code block is no heading
+    assert all("quote" not in s.text for s in sections)
+
+
+def test_page_chunks_index_only_active_claims(wiki_fx: WikiFixture) -> None:
+    text = wiki_fx.store.read(wiki_fx.paths["payments"]).content.decode()  # type: ignore[union-attr]
+    with wiki_fx.session_factory() as session:
+        claims = list(session.scalars(select(Claim).where(Claim.entity_id == wiki_fx.entity_ids["payments"])))
+    claims[0].status = "retracted"
+    chunks = page_chunks(wiki_fx.paths["payments"], text, claims)
+    claim_refs = {c.ref for c in chunks if c.kind == "claim"}
+    assert claim_refs == {c.id for c in claims[1:]}
+    facts = next(c for c in chunks if c.kind == "section" and c.citations["section"] == "Facts")
+    assert set(facts.citations["claims"]) == {c.id for c in claims}
+    assert facts.title == "Payments API: Facts"
+
+
+def test_tier1_entity_named_by_alias(indexed_wiki: Indexed) -> None:
+    answer = engine_for(indexed_wiki).answer("Who owns the payments service?")
+    assert (answer.tier, answer.answered_by, answer.entity) == (1, "entity", "Payments API")
+    top = answer.hits[0]
+    assert top.page == "wiki/services/payments-api.md"
+    assert "owned by the Core team" in top.text
+    assert "c0payown1111" in [c.claim_id for c in top.citations]
+    assert all(c.source_title for c in top.citations)
+
+
+def test_tier1_longest_name_wins_on_word_boundaries(indexed_wiki: Indexed) -> None:
+    engine = engine_for(indexed_wiki)
+    assert engine.answer("does the core team run kubernetes?").entity == "Core team"
+    assert engine.answer("What does K8S run?").entity == "Kubernetes"
+    assert engine.answer("what does k8sx mean").tier != 1
+    conflict = engine.answer("which version does kubernetes run?")
+    assert conflict.hits[0].title == "Kubernetes: Conflicting sources"
+    assert {c.claim_id for c in conflict.hits[0].citations} == {"c0k8s128bbbb", "c0k8s129aaaa"}
+
+
+def test_tier2_page_sections_and_claims(indexed_wiki: Indexed) -> None:
+    answer = engine_for(indexed_wiki).answer("what caused the 503 errors?")
+    assert (answer.tier, answer.answered_by) == (2, "pages")
+    assert answer.hits[0].kind in ("claim", "section")
+    cited = {c.claim_id: c for h in answer.hits for c in h.citations}
+    assert "c0pay503222" in cited
+    assert cited["c0pay503222"].source_title == "Incident 2024-03 postmortem"
+    assert cited["c0pay503222"].quote.startswith("The Payments API returned 503 errors")
+
+
+def test_tier3_raw_sources_when_no_page_answers(indexed_wiki: Indexed) -> None:
+    fx, _ = indexed_wiki
+    answer = engine_for(indexed_wiki).answer("how long are backups kept in cold storage?")
+    assert (answer.tier, answer.answered_by) == (3, "sources")
+    top = answer.hits[0]
+    assert (top.kind, top.ref) == ("source", fx.source_ids["backups"])
+    assert "35 days" in top.text
+    assert top.citations[0].source_title == "Backup runbook"
+    assert top.citations[0].claim_id is None
+
+
+def test_no_tier_answers_an_unrelated_question(indexed_wiki: Indexed) -> None:
+    answer = engine_for(indexed_wiki).answer("what is the recipe for banana bread?")
+    assert (answer.tier, answer.answered_by, answer.hits) == (0, "none", ())
+
+
+def test_forced_tier(indexed_wiki: Indexed) -> None:
+    answer = engine_for(indexed_wiki).answer("what caused the 503 errors?", tier=3)
+    assert answer.tier == 3
+    assert answer.hits[0].ref == indexed_wiki[0].source_ids["incident"]
+
+
+def test_query_route_with_search(make_client: Callable[..., TestClient], indexed_wiki: Indexed) -> None:
+    fx, search = indexed_wiki
+    client = make_client(fx, search=search)
+    body = client.get("/query", params={"q": "how long are backups kept in cold storage?", "k": 2}).json()
+    assert body["tier"] == 3
+    assert body["answered_by"] == "sources"
+    assert len(body["hits"]) <= 2
+    assert body["hits"][0]["citations"][0]["source_title"] == "Backup runbook"
+    html = client.get("/ui/search", params={"q": "what caused the 503 errors?"}).text
+    assert "page sections and claims" in html
+    assert "Incident 2024-03 postmortem" in html
+    assert client.get("/query", params={"q": ""}).status_code == 422
+
+
+def test_retraction_drops_claim_hits_and_chunks(tmp_path_factory: Any, embedder: Any) -> None:
+    from store.search import SearchIndex
+    from tests.api.wiki_builder import build_wiki
+
+    fx = build_wiki(tmp_path_factory.mktemp("retract"))
+    search = SearchIndex(fx.session_factory.kw["bind"], embedder)
+    with fx.session_factory() as session:
+        first = reindex_all(session, fx.store, search)
+    assert first.written > 0
+    with fx.session_factory() as session:
+        again = reindex_all(session, fx.store, search)
+    assert (again.written, again.removed) == (0, 0)  # nothing changed: nothing re-embedded
+
+    engine = QueryEngine(fx.session_factory, fx.store, search)
+    before = engine.answer("when do deploys of the payments api happen? tuesday", tier=2)
+    assert "c0paydeploy3" in {c.claim_id for h in before.hits for c in h.citations}
+    with fx.session_factory() as session:
+        claim = session.get(Claim, "c0paydeploy3")
+        assert claim is not None
+        claim.status = "retracted"
+        session.commit()
+    hits = engine.answer("when do deploys of the payments api happen? tuesday", tier=2).hits
+    assert "c0paydeploy3" not in {h.ref for h in hits if h.kind == "claim"}  # filtered by the ledger
+
+    path = fx.paths["payments"]
+    text = fx.store.read(path).content.decode()  # type: ignore[union-attr]
+    with fx.session_factory() as session:
+        claims = list(session.scalars(select(Claim).where(Claim.entity_id == fx.entity_ids["payments"])))
+        session.expunge_all()
+    index_page(search, path, text, claims)
+    with fx.session_factory() as session:
+        refs = set(session.scalars(select(Chunk.ref).where(Chunk.kind == "claim")))
+        assert "c0paydeploy3" not in refs
+        assert "c0payown1111" in refs
+        source = session.get(Source, fx.source_ids["backups"])
+        assert source is not None
+        source.status = "retracted"
+        session.commit()
+    with fx.session_factory() as session:
+        stats = reindex_all(session, fx.store, search)
+    assert stats.removed == 1
+    with fx.session_factory() as session:
+        assert session.scalar(select(Chunk.id).where(Chunk.ref == fx.source_ids["backups"])) is None
