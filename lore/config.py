@@ -179,8 +179,11 @@ class WorkerSettings(BaseModel):
 class Settings(BaseSettings):
     """All of Lore's settings."""
 
+    # dotenv_filtering: a `.env` shared with docker compose (POSTGRES_PASSWORD, VLLM_MODEL ...) is fine;
+    # only its LORE_* entries are read, and an unknown LORE_* entry is still an error.
     model_config = SettingsConfigDict(
-        env_prefix="LORE_", env_nested_delimiter="__", env_file=".env", extra="forbid"
+        env_prefix="LORE_", env_nested_delimiter="__", env_file=".env", extra="forbid",
+        dotenv_filtering="match_prefix",
     )
 
     env: Literal["development", "production", "test"] = Field(
