@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 STALE_LOCK_MARGIN_S = 30.0
 """Seconds added to the ref lock timeout before a lock file may be judged stale."""
+GC_EVERY_WRITES = 500
+"""A store instance runs ``git gc --auto`` after this many of its own commits."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class GitStore:
         self.max_rebases = max_rebases
         self.refresh_worktree = refresh_worktree
         self._repo = GitRepo(self.root, author_name, author_email)
+        self._published = 0
 
     # --- setup ----------------------------------------------------------------------------------
 
@@ -131,12 +134,10 @@ class GitStore:
                 "core.packedRefsTimeout": str(self.lock_timeout_ms),
                 "core.logAllRefUpdates": "true",
                 "core.autocrlf": "false",
-                "gc.autoDetach": "false",
             }
         )
         if self.head() is None:
             self.write({}, {}, "Initialize the Lore wiki")
-        # Plumbing never starts auto-gc; pack loose objects here (no-op below git's thresholds).
         self._repo.run("gc", "--auto", "--quiet", check=False)
 
     def _configure(self, wanted: dict[str, str]) -> None:
@@ -308,7 +309,7 @@ class GitStore:
             parent = ["-p", head] if head else []
             commit = self._repo.out("commit-tree", "--no-gpg-sign", tree, *parent, input=text)
             if self._publish(commit, head):
-                self._refresh()
+                self._after_publish()
                 return WriteResult(commit, head, rebases, True)
             rebases += 1
             if rebases > self.max_rebases:
@@ -350,8 +351,15 @@ class GitStore:
 
     # --- working tree and locks -----------------------------------------------------------------
 
-    def _refresh(self) -> None:
-        """Bring the working tree to HEAD after a publish; a failure is logged, never raised."""
+    def _after_publish(self) -> None:
+        """Refresh the working tree, and now and then let git pack loose objects; never raises.
+
+        Plumbing never starts git's auto-gc, so the store runs ``gc --auto`` (a no-op below git's
+        thresholds, detached above them) at :meth:`init` and every ``GC_EVERY_WRITES`` commits.
+        """
+        self._published += 1
+        if self._published % GC_EVERY_WRITES == 0:
+            self._repo.run("gc", "--auto", "--quiet", check=False)
         if not self.refresh_worktree:
             return
         try:
