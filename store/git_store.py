@@ -337,11 +337,9 @@ class GitStore:
             proc = self._repo.run("update-ref", "-m", "lore: write", self.ref, new, old or "", check=False)
             if proc.returncode == 0:
                 return True
-            if self.head() != old:
-                return False
             err = proc.stderr.decode().strip()
-            if "but expected" in err:
-                return False  # HEAD moved and came back (a reset): rebuild on it
+            if "but expected" in err or "already exists" in err or self.head() != old:
+                return False  # HEAD moved: rebuild on it
             if "Unable to create" not in err and "File exists" not in err:
                 raise StoreError(f"update-ref failed: {err}")
             if attempt == 0 and self.recover_stale_locks():
