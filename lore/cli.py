@@ -406,9 +406,11 @@ def eval_conflicts(
         else:
             urls = model_urls(s)
 
+        name = "fake-llm" if fake else llm.model
+
         def make_client(factory):  # type: ignore[no-untyped-def]
             return ModelClient(
-                [Endpoint(u, "fake-llm" if fake else llm.model, api_key=llm.api_key, dialect=llm.dialect) for u in urls],
+                [Endpoint(u, name, api_key=llm.api_key, dialect=llm.dialect) for u in urls],
                 sampling=Sampling(temperature=llm.temperature, top_p=llm.top_p, seed=llm.seed,
                                   max_tokens=llm.max_output_tokens),
                 timeouts=Timeouts(connect_s=llm.connect_timeout_s, read_s=llm.read_timeout_s,
