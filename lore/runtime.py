@@ -284,7 +284,7 @@ class Up:
                 self._shutdown()
 
     def _say(self, text: str, *, markup: bool = True) -> None:
-        self.console.print(text, highlight=False, markup=markup)
+        self.console.print(text, highlight=False, markup=markup, soft_wrap=True)
 
     def _start(self) -> None:
         s = self.settings
@@ -310,14 +310,23 @@ class Up:
         url = f"http://{s.api.host}:{s.api.port}"
         if not wait_http(f"{url}/health/live", 180.0, api_child.running):
             raise RuntimeFailure(f"the API did not start on {url}:\n{api_child.log_tail()}")
-        released = wiring.sweep(release_dead=True)
-        if released:
-            self._say(f"  resumed    {released} unfinished job(s) from the last run")
+        unfinished = self._unfinished_jobs()
+        wiring.sweep(release_dead=True)
+        if unfinished:
+            self._say(f"  resuming   {unfinished} unfinished job(s) from the last run")
         self.watcher = make_watcher(wiring, self._report_intake)
         self.watcher.start()
         threading.Thread(target=self._sweep_loop, name="lore-sweep", daemon=True).start()
         self._say(f"  ingest     drop files into {s.paths.ingest_dir.resolve()}")
         self._say(f"[bold green]ready[/bold green]  {url}  (Ctrl-C stops everything)")
+
+    def _unfinished_jobs(self) -> int:
+        from store.jobs import job_counts
+
+        assert self.wiring is not None
+        with self.wiring.session_factory() as session:
+            counts = job_counts(session)
+        return sum(n for state, n in counts.items() if state in ("queued", "failed", "running"))
 
     def _report_intake(self, path: Path, result: Any) -> None:
         self._say(f"  ingest     {describe_intake(path, result)}", markup=False)
