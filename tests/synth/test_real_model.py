@@ -16,11 +16,11 @@ from sqlalchemy import select
 from lore.config import DEFAULT_MODEL_FILE
 from lore.llama_server import LlamaServer
 from store.models import Claim, ModelCall, Source
-from synth.client import Endpoint, ModelClient
+from synth.client import Endpoint, ModelClient, Sampling, Timeouts
 from synth.lint_service import lint_wiki
 from tests.services import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 MODEL = Path(sys.prefix) / "share" / "lore" / DEFAULT_MODEL_FILE
 
@@ -55,9 +55,12 @@ def test_two_postmortems_end_to_end_with_the_real_model(tmp_path, llama, shared_
     client = ModelClient(
         [Endpoint(llama.base_url, "qwen2.5-coder-1.5b-instruct", dialect="llamacpp")],
         context_tokens=8192,
+        sampling=Sampling(temperature=0.0, max_tokens=1500),
+        timeouts=Timeouts(connect_s=5.0, read_s=1200.0, total_s=2400.0),
+        max_retries=1,
         recorder=make_recorder(factory),
     )
-    deps = SynthDeps(factory, store, client, catalog_debounce_s=0.0, chunk_tokens=1500)
+    deps = SynthDeps(factory, store, client, catalog_debounce_s=0.0, chunk_tokens=1200)
     wiki = Wiki(deps, tmp_path, None)  # type: ignore[arg-type]
     docs = [
         shared_data / "ops/dfds-postmortems/docs/PM2020-007 - Unhealthy nodes.md",
