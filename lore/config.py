@@ -89,9 +89,11 @@ class LLMSettings(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
     seed: int | None = Field(7, description="Sampling seed sent to servers that honour it.")
     connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout per call.")
-    read_timeout_s: float = Field(300.0, gt=0, description="Time allowed between bytes of an answer.")
+    read_timeout_s: float = Field(
+        900.0, gt=0, description="Time allowed for an answer to arrive (a CPU model can take minutes)."
+    )
     total_timeout_s: float = Field(
-        900.0, gt=0, description="Total time for one logical call including its retries."
+        1800.0, gt=0, description="Total time for one logical call including its retries."
     )
     max_retries: int = Field(2, ge=0, le=10, description="Retries of a transient error per call.")
     retry_budget_ratio: float = Field(
