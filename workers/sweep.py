@@ -38,6 +38,7 @@ from workers.celery_app import QUEUES, queue_for_kind
 log = logging.getLogger(__name__)
 
 Dispatch = Callable[[list[int]], None]
+FINISHED = ("done", "dead")
 
 
 def send_job(app: Celery, job_id: int, kind: str) -> None:
@@ -48,19 +49,23 @@ def send_job(app: Celery, job_id: int, kind: str) -> None:
 def dispatch_jobs(app: Celery, session_factory: sessionmaker[Session], job_ids: Iterable[int]) -> int:
     """Send ``jobs.run`` for each committed job, on its kind's queue; returns how many were sent.
 
-    Never raises for a broker failure: the jobs stay in the table and the sweep sends them later.
+    Jobs already ``done`` or ``dead`` are not sent (a message for them could only be skipped). Never
+    raises for a broker failure: the jobs stay in the table and the sweep sends them later.
     """
     ids = sorted({int(i) for i in job_ids})
     if not ids:
         return 0
     with session_factory() as session:
-        kinds = {int(i): str(k) for i, k in session.execute(select(Job.id, Job.kind).where(Job.id.in_(ids)))}
+        rows = session.execute(select(Job.id, Job.kind, Job.state).where(Job.id.in_(ids))).all()
+    jobs = {int(i): (str(kind), str(state)) for i, kind, state in rows}
     sent = 0
     for job_id in ids:
-        kind = kinds.get(job_id)
-        if kind is None:
+        if job_id not in jobs:
             log.warning("dispatch: job %s does not exist (not committed?); not sent", job_id)
             continue
+        kind, state = jobs[job_id]
+        if state in FINISHED:
+            continue  # nothing to run; whoever puts it back in the queue dispatches it again
         try:
             send_job(app, job_id, kind)
             sent += 1

@@ -101,6 +101,15 @@ def test_dispatch_sends_each_job_on_its_queue_and_skips_unknown_ids(app, factory
     assert _sent(app) == {"synth": [ids[0]], "render": sorted(ids[1:]), "ingest": []}
 
 
+def test_dispatch_skips_finished_jobs_but_sends_running_and_failed_ones(app, factory):
+    done = _job(factory, "render", "done", state="done")
+    dead = _job(factory, "render", "dead", state="dead")
+    running = _job(factory, "render", "running", state="running", lease_until=utcnow() + timedelta(minutes=1))
+    failed = _job(factory, "render", "failed", state="failed")
+    assert dispatch_jobs(app, factory, [done, dead, running, failed]) == 2
+    assert _sent(app)["render"] == sorted([running, failed])
+
+
 def test_dispatch_survives_a_broker_that_is_down(factory):
     down = make_celery(
         f"redis://127.0.0.1:{free_port()}/0",
