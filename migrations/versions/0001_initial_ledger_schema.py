@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 01:56:03.526134
+Create Date: 2026-11-23 02:51:17.887089
 """
 from __future__ import annotations
 
@@ -58,8 +58,6 @@ def upgrade() -> None:
     sa.Column('embedding', sa.LargeBinary(), nullable=True),
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('rendered_revision', sa.Integer(), nullable=False),
-    sa.Column('lease_owner', sa.String(length=100), nullable=True),
-    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_entities')),
     sa.UniqueConstraint('type', 'slug', name='uq_entities_type_slug')
