@@ -110,6 +110,7 @@ def worker(
     wiring.prepare_broker()
     install_worker_context(settings, app)
     if pool == "prefork":
+        share_cpus(concurrency or settings.worker.concurrency)
         preload_libraries()
     argv = [
         "worker",
@@ -121,6 +122,18 @@ def worker(
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     app.worker_main(argv)
+
+
+def share_cpus(processes: int) -> None:
+    """Give each of ``processes`` worker processes its share of the CPUs for native thread pools.
+
+    torch (embeddings) sizes its thread pool to every core in every process; N prefork children then
+    run N x cores threads and slow each other down. An explicit value in the environment wins.
+    """
+    per_process = str(max(1, (os.cpu_count() or 1) // max(1, processes)))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, per_process)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def preload_libraries() -> None:

@@ -337,7 +337,11 @@ class Wiring:
         from workers.tasks import WorkerContext
 
         def intake(path: Path) -> list[int]:
-            return list(self.intake_file(path, root=self.ingest_root_for(path)).job_ids)
+            # A message names the file; only files inside the ingest folder are ever read this way.
+            root = self.ingest_root_for(path)
+            if root is None:
+                raise ValueError(f"ingest.file refuses {path}: it is not inside {self.settings.paths.ingest_dir}")
+            return list(self.intake_file(path, root=root).job_ids)
 
         return WorkerContext(
             synth=self.synth_deps(), intake_file=intake, sweep=lambda: self.sweep(), close=self.close

@@ -8,8 +8,9 @@ broker's visibility timeout (a still-running task is never redelivered), and wor
 recycled after a bounded number of tasks. Messages are JSON only: task arguments are ids.
 
 Queues: ``ingest`` (intake and the sweep), ``synth`` (extraction, the long model calls) and ``render``
-(render, catalog, retract). :data:`KIND_QUEUES` maps a job's kind to its queue; :func:`queue_for_kind`
-is what dispatch and the sweep use.
+(render, source page, catalog, retract: model calls plus git writes). :data:`KIND_QUEUES` maps a job's
+kind to its queue; :func:`queue_for_kind` is what dispatch and the sweep use. The embedded broker
+(``sqla+sqlite:///...``) runs on :mod:`workers.embedded_broker`'s transport.
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "jobs.run": {"queue": "synth"},
 }
 SWEEP_ENTRY = "sweep-due-and-stuck-jobs"
-
-
 DEFAULT_QUEUE = "synth"
 
 

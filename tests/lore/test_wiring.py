@@ -1,0 +1,72 @@
+"""The composition root builds working collaborators from settings (real SQLite, real git, real app)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from lore.config import load_settings
+from lore.wiring import Wiring, embedded_base_url, make_recorder, migrate, model_urls, uses_embedded_model
+from store.models import ModelCall
+from synth.client import CallRecord
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("LORE_")]:
+        monkeypatch.delenv(key)
+    s = load_settings(paths={"data_dir": tmp_path / "data", "ingest_dir": tmp_path / "inbox"})
+    migrate(s)
+    return s
+
+
+def test_model_endpoints_in_order(settings):
+    assert uses_embedded_model(settings)
+    assert model_urls(settings) == [embedded_base_url(settings)] == ["http://127.0.0.1:8077/v1"]
+    remote = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={
+            "base_url": "http://gpu-a:8000/v1",
+            "fallback_urls": ["http://gpu-b:8000/v1", "http://gpu-a:8000/v1"],
+        })}
+    )
+    assert not uses_embedded_model(remote)
+    assert model_urls(remote) == ["http://gpu-a:8000/v1", "http://gpu-b:8000/v1"]
+
+
+def test_model_calls_are_recorded_as_rows(settings):
+    wiring = Wiring(settings)
+    record = make_recorder(wiring.session_factory)
+    record(CallRecord(stage="extract", model="m", endpoint="http://x/v1", attempt=1, outcome="ok",
+                      latency_ms=12.5, prompt_tokens=100, completion_tokens=20, job_id=3, source_id="ab"))
+    with wiring.session_factory() as s:
+        row = s.scalars(select(ModelCall)).one()
+    assert (row.stage, row.outcome, row.prompt_tokens, row.job_id) == ("extract", "ok", 100, 3)
+    wiring.close()
+
+
+def test_worker_context_reads_only_files_inside_the_ingest_folder(settings, tmp_path):
+    wiring = Wiring(settings)
+    ctx = wiring.worker_context()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "note.md").write_text("# Note\n\nThe queue host is mq-3.\n")
+    outside = tmp_path / "secret.md"
+    outside.write_text("not for Lore")
+    assert ctx.intake_file is not None
+    assert len(ctx.intake_file(inbox / "note.md")) == 1  # one extract job
+    with pytest.raises(ValueError, match="not inside"):
+        ctx.intake_file(outside)
+    assert ctx.synth.worker_id.endswith(f":{os.getpid()}")
+    wiring.close()
+
+
+def test_api_app_is_wired_and_serves(settings):
+    wiring = Wiring(settings)
+    with TestClient(wiring.api_app()) as client:
+        assert client.get("/health/live").status_code == 200
+        assert client.get("/pages").status_code == 200
+    wiring.close()
