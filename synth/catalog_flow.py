@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from store.errors import PageConflict
 from store.git_store import ReadResult
-from store.models import Claim, Contradiction, Entity, Job, Source
+from store.models import Claim, Contradiction, Entity, Job, Page, Source
 from synth.deps import SynthDeps
 from synth.render_flow import SHOWN, claim_view
 from wiki.catalog import CatalogEntry, DisputeView, LogEntry, render_contradictions, render_index, render_log
@@ -43,10 +43,14 @@ def _entries(session: Session) -> tuple[list[CatalogEntry], list[LogEntry], list
         session.execute(select(Claim.source_id, func.count()).group_by(Claim.source_id)).all()
     )
     log: list[LogEntry] = []
+    with_pages = set(
+        session.scalars(select(Page.source_id).where(Page.kind == "source", Page.blob_id.is_not(None)))
+    )
     for s in sources:
-        target = page_target(f"wiki/sources/{s.slug}.md")
+        # only sources whose page exists are linked; failed ones are listed by name with their reason
+        target = page_target(f"wiki/sources/{s.slug}.md") if s.id in with_pages else ""
         title = s.title or s.origin
-        if s.status in ("done", "extracted"):
+        if target and s.status in ("done", "extracted"):
             index.append(CatalogEntry(title, "source", target, (s.summary or "")[:200], int(per_source.get(s.id, 0))))
         detail = s.error or ""
         n = int(per_source.get(s.id, 0))

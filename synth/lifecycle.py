@@ -120,6 +120,9 @@ def _mark_retracted(session: Session, source_id: str) -> tuple[Source | None, se
         touched.update((link.from_entity_id, link.to_entity_id))
     src.status = "retracted"
     src.error = None
+    page = session.scalar(select(Page).where(Page.source_id == source_id, Page.kind == "source"))
+    if page is not None:
+        page.blob_id = None  # removed in the retraction's commit; the catalog stops linking it
     session.flush()
     return src, touched
 
@@ -190,8 +193,5 @@ def run_retract(deps: SynthDeps, job: Job) -> list[int]:
         for snap in snaps.values():
             blob = None if after[snap.path].version == ABSENT else after[snap.path].version
             follow += record_render(session, deps, snap, blob, result.commit)
-        page = session.scalar(select(Page).where(Page.path == source_page_path(slug)))
-        if page is not None:
-            page.blob_id = None
     log.info("retracted %s: %d page(s) in commit %s", source_id[:12], len(changes), result.commit[:10])
     return sorted(set(follow))
