@@ -25,7 +25,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.errors import IngestError
@@ -103,6 +104,8 @@ STATUS_BY_NAME: dict[str, int] = {
     # synth
     "ModelUnavailable": 503,
     "SynthError": 503,
+    # infrastructure: a locked or unreachable database is worth retrying, not a bug
+    "OperationalError": 503,
 }
 
 
@@ -121,7 +124,7 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     return {"error": type(exc).__name__, "detail": str(detail)}
 
 
-async def handle_error(request: Request, exc: Exception) -> JSONResponse:
+async def handle_error(request: Request, exc: Exception) -> Response:
     """The one handler: domain errors, validation errors and routing errors become ``{error, detail}``."""
     if isinstance(exc, RequestValidationError):
         errors = exc.errors()
@@ -138,7 +141,11 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.warning("request %s %s failed: %r", request.method, request.url.path, exc)
     headers = dict(getattr(exc, "headers", None) or {})
+    if isinstance(exc, OperationalError):
+        headers.setdefault("Retry-After", "1")
     body = error_body(exc)
+    if isinstance(exc, OperationalError):
+        body["detail"] = "the database is busy or unreachable; retry shortly"  # no SQL in responses
     if request.url.path.startswith("/ui"):
         return HTMLResponse(_error_page(status, body), status_code=status, headers=headers)
     return JSONResponse(body, status_code=status, headers=headers)
@@ -163,6 +170,7 @@ def install_error_handler(app: FastAPI) -> None:
         IngestError,
         WikiError,
         SynthError,
+        OperationalError,
         RequestValidationError,
         StarletteHTTPException,
     ):

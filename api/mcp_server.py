@@ -106,7 +106,7 @@ def build_mcp(ctx: AppContext) -> MCPServer:
         type: Annotated[str | None, Field(max_length=40, description="Only pages of this type.")] = None,
         contains: Annotated[str | None, Field(max_length=200, description="Only titles/paths containing this.")] = None,
         limit: Annotated[int, Field(ge=1, le=1000, description="Most pages to return.")] = 100,
-        offset: Annotated[int, Field(ge=0, description="Pages to skip (for paging).")] = 0,
+        offset: Annotated[int, Field(ge=0, le=10_000_000, description="Pages to skip (for paging).")] = 0,
     ) -> dict[str, Any]:
         commit, paths, titles = ctx.wiki.pages()
         rows = [PageSummaryOut(path=p, title=titles.get(p, p), type=page_type(p)) for p in paths]

@@ -7,8 +7,9 @@ shared by every process (workers write the ledger; the API only reads it):
 - ``lore_http_requests_total{method,route,status}`` and ``lore_http_request_duration_seconds``;
 - ``lore_queue_depth`` (jobs due to run now) and ``lore_jobs{state}``;
 - ``lore_model_calls_total{stage,outcome}``, ``lore_model_tokens_total{stage,kind}``;
-- ``lore_page_conflicts_total`` (page writes that found the page changed under them, from the jobs'
-  recorded errors), ``lore_sources{status}``, ``lore_claims{status}``, ``lore_contradictions_open``;
+- ``lore_page_conflicts_total``: jobs whose last recorded error is a page conflict (a conflict the render
+  flow retried successfully inline leaves no trace in the ledger, so this counts the ones that were not
+  resolved that way); ``lore_sources{status}``, ``lore_claims{status}``, ``lore_contradictions_open``;
 - ``lore_model_breaker_state`` (0 closed, 1 half-open, 2 open).
 """
 

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext, app_context, read_session, reader
 from api.errors import NotFound
-from api.routes.pages import _check_page_path, _resolve_rev
+from api.routes.pages import MAX_OFFSET, check_page_path, resolve_rev
 from api.wiki_view import page_type
 from store.errors import StoreError
 from store.queries import citations, entity_for_page, list_contradictions, list_sources, page_disputes, source_detail
@@ -98,7 +98,7 @@ def page(path: str, ctx: AppContext = Depends(app_context), session: Session = D
 
 @router.get("/history/{path:path}", response_class=HTMLResponse)
 def history(path: str, ctx: AppContext = Depends(app_context)) -> HTMLResponse:
-    _check_page_path(path)
+    check_page_path(path)
     commits = ctx.deps.store.history(path, limit=100)
     if not commits:
         raise NotFound(f"no history for {path!r}")
@@ -112,9 +112,9 @@ def diff(
     b: str = Query(..., pattern=r"^[0-9a-fA-F]{4,64}$"),
     ctx: AppContext = Depends(app_context),
 ) -> HTMLResponse:
-    _check_page_path(path)
+    check_page_path(path)
     try:
-        text = ctx.deps.store.diff(path, _resolve_rev(ctx, a), _resolve_rev(ctx, b))
+        text = ctx.deps.store.diff(path, resolve_rev(ctx, a), resolve_rev(ctx, b))
     except StoreError as exc:
         raise NotFound(f"unknown revision: {exc}") from None
     lines = [(line[:1] if line[:1] in "+-@" else " ", line) for line in text.splitlines()]
@@ -134,7 +134,7 @@ async def search(
 @router.get("/sources", response_class=HTMLResponse)
 def sources(
     status: str | None = Query(None, max_length=20),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     session: Session = Depends(read_session),
 ) -> HTMLResponse:
     rows, total = list_sources(session, status=status or None, limit=200, offset=offset)

@@ -46,7 +46,7 @@ class _Collector:
         self.error: str | None = None
         self._field = b""
         self._value = b""
-        self._headers: dict[str, str] = {}
+        self._headers: dict[str, bytes] = {}
         self._buffer = bytearray()
         self._name: str | None = None
         self._filename: str | None = None
@@ -78,11 +78,11 @@ class _Collector:
         self._value += data[start:end]
 
     def on_header_end(self) -> None:
-        self._headers[self._field.decode("latin-1").lower()] = self._value.decode("utf-8", "replace")
+        self._headers[self._field.decode("latin-1").lower()] = bytes(self._value)
         self._field = self._value = b""
 
     def on_headers_finished(self) -> None:
-        disposition, params = parse_options_header(self._headers.get("content-disposition", ""))
+        disposition, params = parse_options_header(self._headers.get("content-disposition", b""))
         if disposition != b"form-data" or b"name" not in params:
             self.error = "each form part needs 'Content-Disposition: form-data; name=...'"
             return
@@ -110,7 +110,7 @@ class _Collector:
             if self.upload is not None:
                 self.error = "send exactly one 'file' part"
                 return
-            ctype = self._headers.get("content-type", "application/octet-stream")
+            ctype = self._headers.get("content-type", b"application/octet-stream").decode("utf-8", "replace")
             self.upload = Upload(bytes(self._buffer), self._filename or "upload", ctype)
         else:
             self.fields[self._name] = bytes(self._buffer).decode("utf-8", "replace")

@@ -1,19 +1,54 @@
 """Read-side queries of the ledger: what the API, the MCP tools and the web UI show.
 
-Every function takes an open session and returns plain frozen dataclasses (never ORM rows), so callers
-can hold results after the session closed and serialize them as they like. Nothing here writes.
+Every function takes an open session and returns the plain frozen dataclasses of
+:mod:`store.read_views` (never ORM rows, except ``entities_by_slug`` and ``entity_for_page``). Nothing
+here writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from store.models import Alias, Claim, Contradiction, Entity, Job, Link, Page, Source
+from store.read_views import (
+    Citation,
+    ClaimView,
+    ContradictionView,
+    EntityView,
+    JobView,
+    PageMeta,
+    SourceDetail,
+    SourceView,
+)
+
+__all__ = [
+    "Citation",
+    "ClaimView",
+    "ContradictionView",
+    "EntityView",
+    "JobView",
+    "PageMeta",
+    "SourceDetail",
+    "SourceView",
+    "citations",
+    "entities_by_slug",
+    "entity_for_page",
+    "entity_names",
+    "entity_view",
+    "get_source",
+    "list_contradictions",
+    "list_sources",
+    "name_fingerprint",
+    "page_claims",
+    "page_disputes",
+    "page_meta",
+    "source_detail",
+    "source_for_page",
+    "source_page_path",
+]
 
 SOURCE_PAGE_DIR = "wiki/sources"
 
@@ -21,117 +56,6 @@ SOURCE_PAGE_DIR = "wiki/sources"
 def source_page_path(slug: str) -> str:
     """Repository path of a source's summary page."""
     return f"{SOURCE_PAGE_DIR}/{slug}.md"
-
-
-@dataclass(frozen=True)
-class Citation:
-    """What a footnote ``[^claim_id]`` stands for: the claim, its source and the verbatim quote.
-
-    For a raw source chunk (no claim) ``claim_id`` is None, ``text`` is empty and ``quote`` is the chunk.
-    """
-
-    claim_id: str | None
-    text: str
-    quote: str
-    status: str
-    source_id: str
-    source_title: str
-    source_slug: str
-    source_page: str
-    source_status: str
-
-
-@dataclass(frozen=True)
-class ClaimView:
-    """One claim with its entity and citation."""
-
-    id: str
-    text: str
-    quote: str
-    status: str
-    entity_id: int
-    entity_name: str
-    entity_page: str
-    source_id: str
-    source_title: str
-    valid_from: str | None
-    valid_to: str | None
-    superseded_by: str | None
-    observed_at: datetime | None
-
-
-@dataclass(frozen=True)
-class EntityView:
-    id: int
-    name: str
-    type: str
-    slug: str
-    description: str
-    page_path: str
-    aliases: tuple[str, ...]
-    claim_counts: dict[str, int]
-    links_out: tuple[tuple[str, str, str], ...]  # (relation, name, page path)
-    links_in: tuple[tuple[str, str, str], ...]
-
-
-@dataclass(frozen=True)
-class SourceView:
-    id: str
-    slug: str
-    title: str
-    origin: str
-    media_type: str
-    size: int
-    status: str
-    error: str | None
-    version: int
-    previous_id: str | None
-    claims_rejected: int
-    created_at: datetime
-    updated_at: datetime
-    page_path: str
-
-
-@dataclass(frozen=True)
-class JobView:
-    id: int
-    kind: str
-    state: str
-    attempts: int
-    max_attempts: int
-    last_error: str | None
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class SourceDetail:
-    source: SourceView
-    claims: tuple[ClaimView, ...]
-    pages_touched: tuple[str, ...]
-    jobs: tuple[JobView, ...]
-    errors: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ContradictionView:
-    id: int
-    status: str
-    reason: str
-    entity_name: str
-    entity_page: str
-    claim_a: ClaimView
-    claim_b: ClaimView
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class PageMeta:
-    path: str
-    title: str
-    kind: str
-    entity_id: int | None = None
-    source_id: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 # --- conversions ---------------------------------------------------------------------------------
@@ -413,12 +337,3 @@ def page_disputes(session: Session, entity_id: int) -> list[tuple[str, str]]:
         )
     )
     return [(a, b) for a, b in rows]
-
-
-def search_sources(session: Session, text: str, limit: int = 20) -> list[SourceView]:
-    """Sources whose title, slug or origin contains ``text`` (case-insensitive)."""
-    pattern = f"%{text.lower()}%"
-    q = select(Source).where(
-        or_(func.lower(Source.title).like(pattern), Source.slug.like(pattern), func.lower(Source.origin).like(pattern))
-    )
-    return [_source_view(s) for s in session.scalars(q.order_by(Source.created_at.desc()).limit(limit))]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,45 @@ TIER_NAMES = {0: "none", 1: "entity", 2: "pages", 3: "sources"}
 LIVE_CLAIMS = ("active", "disputed")
 
 
+class QueryVectorCache:
+    """An embedder wrapper that memoizes single-text embeddings (questions) in a small LRU.
+
+    A tier-2 or tier-3 answer embeds the question twice (the relevance gate, then the hybrid search);
+    on a small CPU that embedding is most of the query's cost. Batches (indexing) pass straight through.
+    """
+
+    def __init__(self, inner: Any, size: int = 1024) -> None:
+        self.inner = inner
+        self.size = size
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def dim(self) -> int:
+        return int(self.inner.dim)
+
+    def embed(self, texts: list[str], *args: Any, **kwargs: Any) -> Any:
+        """Embed ``texts``; a single text is answered from the cache when it was seen recently."""
+        if len(texts) != 1:
+            return self.inner.embed(texts, *args, **kwargs)
+        key = texts[0]
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return found.copy()
+        vectors = self.inner.embed(texts, *args, **kwargs)
+        with self._lock:
+            self._cache[key] = vectors.copy()
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        return vectors
+
+
 class _NameIndex:
     """Entity names and aliases by normalized form, rebuilt when entities or aliases change."""
 
@@ -125,7 +165,8 @@ class QueryEngine:
     Args:
         session_factory: ledger sessions.
         store: the git page store (pages are read at HEAD).
-        search: the search index (``store.search.SearchIndex``), or None: only tier 1 can answer.
+        search: the search index (``store.search.SearchIndex``), or None: only tier 1 can answer. Its
+            embedder is wrapped in a :class:`QueryVectorCache` (same vectors, fewer model runs).
         min_similarity: cosine similarity at which a hit the lexical side did not match still counts.
     """
 
@@ -141,6 +182,10 @@ class QueryEngine:
         self.store = store
         self.search = search
         self.min_similarity = min_similarity
+        embedder = getattr(search, "embedder", None)
+        if embedder is not None and not isinstance(embedder, QueryVectorCache):
+            # The index is this process's; memoizing question vectors changes no result.
+            search.embedder = QueryVectorCache(embedder)
         self._names = _NameIndex()
 
     def answer(self, question: str, k: int = 5, *, tier: int | None = None) -> Answer:

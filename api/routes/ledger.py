@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from api.context import AppContext, app_context, read_session, reader
 from api.errors import BadRequest, NotFound
-from api.routes.pages import ERRORS, commit_out
+from api.routes.pages import ERRORS, MAX_OFFSET, commit_out
 from api.schemas import (
     ChangesOut,
     ClaimOut,
@@ -67,7 +67,7 @@ def get_entity(
 def get_sources(
     status: str | None = Query(None, max_length=20, description="Only sources in this status (e.g. failed)."),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     session: Session = Depends(read_session),
 ) -> SourceListOut:
     """Sources, newest first, with their status and error."""
@@ -96,7 +96,7 @@ def get_source(source_id: str, session: Session = Depends(read_session)) -> Sour
 def get_contradictions(
     status: Literal["open", "resolved", "all"] = Query("open"),
     limit: int = Query(200, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     session: Session = Depends(read_session),
 ) -> ContradictionListOut:
     """Pairs of claims about one entity that sources disagree on, with both quotes."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape
 from typing import Literal
 from urllib.parse import quote
 
@@ -37,6 +38,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": ErrorOut, "description": "No such page or revision."}}
 _REV = r"^([0-9a-fA-F]{4,64}|HEAD)$"
+#: Largest paging offset accepted (a database integer must hold it).
+MAX_OFFSET = 10_000_000
 Format = Literal["md", "html", "json"]
 
 
@@ -89,8 +92,6 @@ def page_json(session: Session, page: PageText) -> PageOut:
 
 def page_html(wiki: WikiView, page: PageText) -> str:
     """A page as a small standalone HTML document (sanitized body, no script)."""
-    from html import escape
-
     body = to_html(page.body, wiki.resolver(page_href))
     return (
         '<!doctype html>\n<html><head><meta charset="utf-8">'
@@ -103,7 +104,7 @@ def list_pages(
     type: str | None = Query(None, description="Only pages of this type: an entity type, 'sources' or 'catalog'."),
     q: str | None = Query(None, max_length=200, description="Only pages whose title or path contains this text."),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ctx: AppContext = Depends(app_context),
 ) -> PageListOut:
     """Pages at HEAD, sorted by path."""
@@ -129,7 +130,7 @@ def page_history(
     ctx: AppContext = Depends(app_context),
 ) -> HistoryOut:
     """Commits that changed the page, newest first, with their trailers (Lore-Source, Lore-Job)."""
-    _check_page_path(path)
+    check_page_path(path)
     commits = ctx.deps.store.history(path, limit=limit)
     if not commits:
         raise NotFound(f"no history for {path!r}")
@@ -149,7 +150,7 @@ def page_diff(
     ctx: AppContext = Depends(app_context),
 ) -> DiffOut:
     """Unified diff of a page between two commits; defaults compare its last two changes."""
-    _check_page_path(path)
+    check_page_path(path)
     if a is None or b is None:
         commits = ctx.deps.store.history(path, limit=2)
         if not commits:
@@ -157,7 +158,7 @@ def page_diff(
         b = b or commits[0].id
         a = a or (commits[1].id if len(commits) > 1 else (commits[0].parents[0] if commits[0].parents else b))
     try:
-        a_id, b_id = (_resolve_rev(ctx, r) for r in (a, b))
+        a_id, b_id = (resolve_rev(ctx, r) for r in (a, b))
         text = ctx.deps.store.diff(path, a_id, b_id)
     except StoreError as exc:
         raise NotFound(f"unknown revision: {exc}") from None
@@ -197,12 +198,14 @@ def get_page(
     return page_json(session, page)
 
 
-def _check_page_path(path: str) -> None:
+def check_page_path(path: str) -> None:
+    """Refuse anything that is not a ``wiki/....md`` path (as NotFound: no such page can exist)."""
     if not path.startswith("wiki/") or not path.endswith(".md") or ".." in path.split("/"):
         raise NotFound(f"no page {path!r}: pages are wiki/....md paths")
 
 
-def _resolve_rev(ctx: AppContext, rev: str) -> str:
+def resolve_rev(ctx: AppContext, rev: str) -> str:
+    """A commit id (or ``HEAD``) from a query parameter, validated before it reaches git."""
     if rev == "HEAD":
         head = ctx.deps.store.head()
         if head is None:

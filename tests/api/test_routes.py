@@ -196,3 +196,20 @@ def test_openapi_has_a_response_model_for_every_route(client: TestClient) -> Non
     upload = spec["paths"]["/sources"]["post"]
     assert "multipart/form-data" in upload["requestBody"]["content"]
     assert {"401", "403", "413", "429"} <= set(upload["responses"])
+
+
+def test_locked_database_is_503_with_retry_after(make_client, wiki_fx: WikiFixture) -> None:  # type: ignore[no-untyped-def]
+    from store.db import make_engine, make_session_factory
+
+    url = str(wiki_fx.session_factory.kw["bind"].url)
+    impatient = make_session_factory(make_engine(url, busy_timeout_ms=50))
+    client = make_client(session_factory=impatient)
+    holder = make_engine(url)
+    with holder.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: this connection now holds the write lock
+        r = client.get(f"/pages/{PAYMENTS}")
+        conn.rollback()
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "1"
+    assert r.json() == {"error": "OperationalError", "detail": "the database is busy or unreachable; retry shortly"}
+    assert client.get(f"/pages/{PAYMENTS}").status_code == 200
