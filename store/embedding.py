@@ -114,7 +114,10 @@ class SentenceTransformerEmbedder:
             except Exception as exc:  # any loader failure is one error for the caller
                 raise EmbeddingUnavailable(f"cannot load the embedding model from {path}: {exc}") from exc
             getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-            self._dim = int(getter())
+            dim = getter()
+            if not dim:
+                raise EmbeddingUnavailable(f"the model in {path} does not state its vector width")
+            self._dim = int(dim)
             self._model = model
             return model
 

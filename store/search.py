@@ -47,7 +47,6 @@ if TYPE_CHECKING:  # pragma: no cover
 KINDS = ("source", "section", "claim")
 Mode = Literal["hybrid", "bm25", "dense"]
 _C = Chunk.__table__.c
-_CHUNKS = Chunk.__table__
 _Key = tuple[str, str, int]
 _RECENT_QUERIES = 256  # query embeddings kept for repeated queries
 
@@ -220,7 +219,7 @@ class SearchIndex:
                 row = current.get(key)
                 if row is not None and row.content_hash == c.content_hash:
                     if row.citations != c.citations:
-                        conn.execute(update(_CHUNKS).where(_C.id == row.id).values(citations=c.citations))
+                        conn.execute(update(Chunk).where(_C.id == row.id).values(citations=c.citations))
                     continue
                 vec = vectors.get(key)
                 if vec is None:  # changed by another writer since we looked
@@ -234,10 +233,10 @@ class SearchIndex:
                 }
                 if row is not None:
                     self._lexical.remove(conn, [(row.id, row.title, row.text)])
-                    conn.execute(update(_CHUNKS).where(_C.id == row.id).values(**values))
+                    conn.execute(update(Chunk).where(_C.id == row.id).values(**values))
                     cid = row.id
                 else:
-                    stmt = insert(_CHUNKS).values(kind=c.kind, ref=c.ref, ordinal=c.ordinal, **values)
+                    stmt = insert(Chunk).values(kind=c.kind, ref=c.ref, ordinal=c.ordinal, **values)
                     cid = int(conn.execute(stmt.returning(_C.id)).scalar_one())
                 self._lexical.add(conn, [(cid, c.title, c.text)])
                 written += 1
@@ -263,7 +262,7 @@ class SearchIndex:
         gone = [(int(r[0]), r[2], r[3]) for r in rows if int(r[1]) not in keep]
         if gone:
             self._lexical.remove(conn, gone)
-            conn.execute(delete(_CHUNKS).where(_C.id.in_([g[0] for g in gone])))
+            conn.execute(delete(Chunk).where(_C.id.in_([g[0] for g in gone])))
         return len(gone)
 
     # --- reads ------------------------------------------------------------------------------------
@@ -372,12 +371,12 @@ class SearchIndex:
 
     def _feedback_terms(self, conn: Connection, seeds: dict[int, float], exclude: set[str]) -> list[Term]:
         """The most distinctive terms of the seed chunks: weighted relative frequency x idf."""
-        weight: Counter[str] = Counter()
+        weight: dict[str, float] = {}
         surface: dict[str, Counter[str]] = {}
         for cid, title, body in conn.execute(select(_C.id, _C.title, _C.text).where(_C.id.in_(list(seeds)))):
             terms = analyze(f"{title}\n{body}")
             for t in terms:
-                weight[t.stem] += seeds[int(cid)] / len(terms)
+                weight[t.stem] = weight.get(t.stem, 0.0) + seeds[int(cid)] / len(terms)
                 surface.setdefault(t.stem, Counter())[t.surface] += 1
         candidates = [Term(s, surface[s].most_common(1)[0][0]) for s in weight if s not in exclude and not s.isdigit()]
         if not candidates:

@@ -32,9 +32,9 @@ def write(conn: Connection, name: str, *, commit_id: str | None = None, embedder
         values["commit_id"] = commit_id
     if embedder is not None:
         values["embedder"] = embedder
-    if conn.execute(update(_T).where(_T.c.name == name).values(**values)).rowcount:
+    if conn.execute(update(IndexState).where(_T.c.name == name).values(**values)).rowcount:
         return
-    conn.execute(sa_insert(_T).values(name=name, **values))
+    conn.execute(sa_insert(IndexState).values(name=name, **values))
 
 
 def generations(conn: Connection, kinds: Sequence[str]) -> dict[str, str | None]:

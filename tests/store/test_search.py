@@ -93,6 +93,17 @@ def index(engine: Engine, embedder: CountingEmbedder) -> SearchIndex:
     return idx
 
 
+@pytest.fixture(scope="module")
+def shared_index(tmp_path_factory: pytest.TempPathFactory, minilm: SentenceTransformerEmbedder) -> SearchIndex:
+    """One read-only index for the tests that only search."""
+    eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('shared') / 'lore.db'}")
+    Base.metadata.create_all(eng)
+    idx = SearchIndex(eng, minilm)
+    idx.upsert(source_chunks())
+    yield idx
+    eng.dispose()
+
+
 def refs(hits) -> list[str]:  # type: ignore[no-untyped-def]
     return [h.ref for h in hits]
 
@@ -197,17 +208,17 @@ def test_another_embedder_name_is_refused(index: SearchIndex, minilm: SentenceTr
 # --- reads ------------------------------------------------------------------------------------
 
 
-def test_bm25_finds_the_exact_rare_term(index: SearchIndex) -> None:
-    hits = index.search("ConfigMap rollback", 3, kinds=("source",), mode="bm25")
+def test_bm25_finds_the_exact_rare_term(shared_index: SearchIndex) -> None:
+    hits = shared_index.search("ConfigMap rollback", 3, kinds=("source",), mode="bm25")
     assert refs(hits)[0] == "dns"
     assert hits[0].title == "CoreDNS crash"
     assert hits[0].citations == {"source": "dns"}
 
 
-def test_dense_finds_a_paraphrase_with_no_shared_word(index: SearchIndex) -> None:
+def test_dense_finds_a_paraphrase_with_no_shared_word(shared_index: SearchIndex) -> None:
     query = "feline napping near heater"
-    assert index.search(query, 3, kinds=("source",), mode="bm25") == []
-    assert refs(index.search(query, 1, kinds=("source",), mode="dense")) == ["cat"]
+    assert shared_index.search(query, 3, kinds=("source",), mode="bm25") == []
+    assert refs(shared_index.search(query, 1, kinds=("source",), mode="dense")) == ["cat"]
 
 
 @pytest.mark.parametrize(
@@ -220,8 +231,8 @@ def test_dense_finds_a_paraphrase_with_no_shared_word(index: SearchIndex) -> Non
         ("replica promoted postgres connections", "db"),
     ],
 )
-def test_hybrid_ranks_the_expected_passage_first(index: SearchIndex, query: str, expected: str) -> None:
-    assert refs(index.search(query, 3, kinds=("source",)))[0] == expected
+def test_hybrid_ranks_the_expected_passage_first(shared_index: SearchIndex, query: str, expected: str) -> None:
+    assert refs(shared_index.search(query, 3, kinds=("source",)))[0] == expected
 
 
 def test_kinds_are_searched_separately(index: SearchIndex) -> None:
@@ -252,10 +263,10 @@ def test_long_chunks_get_window_vectors(engine: Engine, embedder: CountingEmbedd
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
 
 
-def test_empty_and_stopword_queries(index: SearchIndex) -> None:
-    assert index.search("   ", kinds=("source",)) == []
-    assert index.search("the of and", kinds=("source",), mode="bm25") == []
-    assert len(index.search("the of and", 3, kinds=("source",))) == 3  # dense still answers
+def test_empty_and_stopword_queries(shared_index: SearchIndex) -> None:
+    assert shared_index.search("   ", kinds=("source",)) == []
+    assert shared_index.search("the of and", kinds=("source",), mode="bm25") == []
+    assert len(shared_index.search("the of and", 3, kinds=("source",))) == 3  # dense still answers
 
 
 # --- pure pieces ------------------------------------------------------------------------------
