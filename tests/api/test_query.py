@@ -24,7 +24,7 @@ def engine_for(indexed: Indexed) -> QueryEngine:
 def test_page_sections_split_at_headings_without_footnote_definitions() -> None:
     body = (
         "# Title\n\nLead text cites [^a1].\n\n## Facts\n\n- one fact [^b2]\n- two [^a1]\n\n"
-        "```\n# not a heading\n```\n\n## Empty\n\n[^a1]: [[src]]: \"quote a\"\n[^b2]: [[src]]: \"quote b\"\n"
+        '```\n# not a heading\n```\n\n## Empty\n\n[^a1]: [[src]]: "quote a"\n[^b2]: [[src]]: "quote b"\n'
     )
     sections = page_sections(body, "Title")
     assert [s.heading for s in sections] == ["Title", "Facts"]
