@@ -353,10 +353,14 @@ class Wiring:
         from api.deps import ApiDeps, IntakeLimits
 
         s = self.settings
+        from store.db import make_session_factory, read_only
+        from store.search import SearchIndex
+
+        readers = read_only(self.engine)  # deferred BEGIN: API reads never serialise behind each other
         deps = ApiDeps(
-            session_factory=self.session_factory,
+            session_factory=make_session_factory(readers),
             store=self.store,
-            search=self.search,
+            search=SearchIndex(readers, self.embedder) if self.embedder is not None else None,
             embedder=self.embedder,
             intake=IntakeLimits(
                 max_bytes=s.ingest.max_bytes,

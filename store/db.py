@@ -42,10 +42,27 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) 
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front; read-only engines (``read_only``) use a deferred
+            # BEGIN so readers never queue behind each other or behind a writer (WAL snapshots).
+            if conn.get_execution_options().get(READ_ONLY_OPTION):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+READ_ONLY_OPTION = "lore_read_only"
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine and pool, for sessions that mostly read (API requests, search queries).
+
+    On SQLite their transactions begin deferred; a rare write in one (an upload) upgrades its lock and may
+    meet ``database is locked`` under contention, which the API answers with 503 and ``Retry-After``.
+    """
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

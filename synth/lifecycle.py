@@ -24,8 +24,8 @@ from store.models import Claim, Contradiction, Entity, Job, Link, Page, Source
 from synth.catalog_flow import CATALOG_PATHS, catalog_changes
 from synth.deps import SynthDeps
 from synth.errors import SynthError
-from synth.render_flow import Snapshot, compose, page_bytes, record_render, snapshot, today
-from synth.source_page_flow import source_page_path
+from synth.render_flow import Snapshot, compose, index_entity_page, page_bytes, record_render, snapshot, today
+from synth.source_page_flow import index_source_text, source_page_path
 
 log = logging.getLogger(__name__)
 
@@ -193,5 +193,8 @@ def run_retract(deps: SynthDeps, job: Job) -> list[int]:
         for snap in snaps.values():
             blob = None if after[snap.path].version == ABSENT else after[snap.path].version
             follow += record_render(session, deps, snap, blob, result.commit)
+    index_source_text(deps, source_id, title, None)
+    for snap in snaps.values():
+        index_entity_page(deps, snap)
     log.info("retracted %s: %d page(s) in commit %s", source_id[:12], len(changes), result.commit[:10])
     return sorted(set(follow))

@@ -223,7 +223,7 @@ def run_render(deps: SynthDeps, job: Job) -> list[int]:
         blob, commit = _publish(deps, snap, job, assisted_by if snap.view.summary else None)
         with deps.session_factory() as session, session.begin():
             follow += record_render(session, deps, snap, blob, commit)
-        if deps.search is not None and blob is not None:
+        if deps.search is not None:
             index_entity_page(deps, snap)
         with deps.session_factory() as session:
             entity = session.get(Entity, entity_id)
@@ -278,11 +278,14 @@ def _finish_sources(session: Session, source_ids: list[str]) -> None:
 
 
 def index_entity_page(deps: SynthDeps, snap: Snapshot) -> None:
+    """Bring the search index up to date with the page at HEAD (or drop a removed page's chunks)."""
     try:
-        from store.page_index import index_page
+        from store.page_index import index_page, remove_page
 
         current = deps.store.read(snap.path)
         if current.content is not None:
             index_page(deps.search, snap.path, current.content.decode("utf-8", "replace"), snap.view.claims)
+        else:
+            remove_page(deps.search, snap.path)
     except Exception as exc:  # the index is rebuildable (`lore reindex`); a failure must not fail the render
         log.warning("search index update failed for %s: %s", snap.path, exc)

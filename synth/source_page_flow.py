@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -16,10 +17,23 @@ from wiki.entity_page import SourceView, render_source_page
 from wiki.links import page_target
 
 MAX_CAS_TRIES = 8
+log = logging.getLogger(__name__)
 
 
 def source_page_path(slug: str) -> str:
     return f"wiki/sources/{slug}.md"
+
+
+def index_source_text(deps: SynthDeps, source_id: str, title: str, text: str | None) -> None:
+    """Raw source chunks feed the query's last tier; None drops them (retracted or replaced source)."""
+    if deps.search is None:
+        return
+    try:
+        from store.page_index import index_source
+
+        index_source(deps.search, source_id, title, text)
+    except Exception as exc:  # the index is rebuildable (`lore reindex`); never fail the page for it
+        log.warning("search index update failed for source %s: %s", source_id[:12], exc)
 
 
 def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
@@ -46,6 +60,7 @@ def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
             status=src.status,
         )
         removed = src.status in ("retracted", "replaced")
+        text = None if removed else src.text
     trailers = [("Lore-Source", source_id), ("Lore-Job", str(job.id))]
     if view.summary and job.payload.get("assisted_by"):
         trailers.append(("Assisted-by", str(job.payload["assisted_by"])))
@@ -69,6 +84,7 @@ def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
     else:
         raise PageConflict([path])
     after = deps.store.read(path)
+    index_source_text(deps, source_id, view.title, text)
     with deps.session_factory() as session, session.begin():
         page = session.scalar(select(Page).where(Page.path == path))
         if page is None:
