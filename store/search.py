@@ -8,7 +8,7 @@ model call other than one sentence embedding of the query:
    pairs as phrases (``search_lexical``); dense: cosine similarity to whole-chunk and window vectors
    (``search_dense``); each list keeps its best ``pool`` chunks;
 2. fusion: ``bm25_weight * lexical + (1 - bm25_weight) * dense`` on min-max normalised scores
-   (``search_fusion.fuse``; reciprocal rank fusion is ``search_fusion.rrf``);
+   (``search_fusion.fuse``); ``SearchConfig(fusion="rrf")`` uses reciprocal rank fusion instead;
 3. feedback (mode ``"hybrid"``): the best ``feedback_docs`` chunks of that first pass expand the query
    once. Their most distinctive terms (relative frequency x idf) join the lexical query (RM3-like) and
    the mean of their vectors is added to the query vector (Rocchio); the second pass, fused the same
@@ -37,7 +37,7 @@ from store.embedding import Embedder, normalise
 from store.models import Chunk
 from store.search_dense import DenseCache, pack
 from store.search_errors import IndexMismatch, SearchError
-from store.search_fusion import fuse, top
+from store.search_fusion import fuse, rrf, top
 from store.search_lexical import LexicalBackend
 from store.search_text import ANALYZER_VERSION, QueryTerms, Term, analyze, chunk_text, query_terms
 
@@ -86,7 +86,9 @@ class SearchConfig:
     """Ranking parameters. The defaults are the product's; docs/benchmarks.md shows their effect."""
 
     pool: int = 100  # candidates kept from each list
-    bm25_weight: float = 0.4  # share of the lexical score in the fusion
+    fusion: Literal["convex", "rrf"] = "convex"  # score fusion, or reciprocal rank fusion (the baseline)
+    bm25_weight: float = 0.4  # share of the lexical score in the convex fusion
+    rrf_k: int = 60  # damping constant of reciprocal rank fusion
     phrases: bool = True  # adjacent query words also match as a phrase
     feedback_docs: int = 3  # first-pass chunks that expand the query (0: no feedback pass)
     feedback_terms: int = 10  # terms added to the lexical query
@@ -309,12 +311,17 @@ class SearchIndex:
                     cache.refresh(conn, kind, token)
                 qvec = self._query_vector(query)
                 dense = self._dense_top(cache, kinds, qvec, n)
-            scores = lex if mode == "bm25" else dense if mode == "dense" else fuse(lex, dense, cfg.bm25_weight)
+            scores = lex if mode == "bm25" else dense if mode == "dense" else self._fuse(lex, dense)
             if mode == "hybrid" and cfg.feedback_docs > 0 and scores:
                 lex, dense = self._feedback(conn, cache, kinds, qt, phrases, qvec, scores, n)
-                scores = fuse(lex, dense, cfg.bm25_weight)
+                scores = self._fuse(lex, dense)
             conn.rollback()
         return [(i, scores[i]) for i in top(scores, k)]
+
+    def _fuse(self, lex: dict[int, float], dense: dict[int, float]) -> dict[int, float]:
+        if self.config.fusion == "rrf":
+            return rrf([top(lex, len(lex)), top(dense, len(dense))], k=self.config.rrf_k)
+        return fuse(lex, dense, self.config.bm25_weight)
 
     def _query_vector(self, query: str) -> NDArray[np.float32]:
         """The query's embedding; recent queries are answered from a small cache."""

@@ -235,6 +235,17 @@ def test_hybrid_ranks_the_expected_passage_first(shared_index: SearchIndex, quer
     assert refs(shared_index.search(query, 3, kinds=("source",)))[0] == expected
 
 
+def test_rrf_fusion_can_replace_the_default(shared_index: SearchIndex, minilm: SentenceTransformerEmbedder) -> None:
+    plain = SearchIndex(shared_index.engine, minilm, SearchConfig(fusion="rrf", feedback_docs=0))
+    query = "cluster outage after a bad change"
+    lexical = [i for i, _ in plain.rank(query, 10, ("source",), "bm25")]
+    dense = [i for i, _ in plain.rank(query, 10, ("source",), "dense")]
+    fused = plain.rank(query, 10, ("source",), "hybrid")
+    expected = rrf([lexical, dense], k=60)
+    assert [i for i, _ in fused] == top(expected, 10)
+    assert [s for _, s in fused] == pytest.approx([expected[i] for i, _ in fused])
+
+
 def test_kinds_are_searched_separately(index: SearchIndex) -> None:
     index.upsert([ChunkInput("claim", "c-1", 0, "The Kafka controller moved to broker 5 in 2024.", title="Kafka")])
     assert set(refs(index.search("Kafka controller", 10, kinds=("claim",)))) == {"c-1"}
