@@ -199,14 +199,14 @@ def test_a_hard_kill_loses_nothing_and_the_next_start_resumes(tmp_path, shared_d
             def all_done() -> bool:
                 rows = _sources_from_db(tmp_path)
                 assert not [r for r in rows if r[1] == "failed"], rows
-                return len(rows) == len(names) and all(r[1] == "done" for r in rows)
+                sources_done = len(rows) == len(names) and all(r[1] == "done" for r in rows)
+                return sources_done and all(state == "done" for _k, state, _a in _jobs_from_db(tmp_path))
 
-            _wait(all_done, 300, "every source to finish after the restart", tmp_path / "data" / "logs" / "worker.log")
+            worker_log = tmp_path / "data" / "logs" / "worker.log"
+            _wait(all_done, 300, "every source and job to finish after the restart", worker_log)
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(90)
-    jobs = _jobs_from_db(tmp_path)
-    assert all(state == "done" for _kind, state, _attempts in jobs), jobs
     assert "resuming" in log.read_text(errors="replace").rsplit("starting", 1)[-1]
     _git(tmp_path / "data" / "wiki", "fsck", "--strict")
 
