@@ -131,21 +131,6 @@ def fake_llm(
     serve(config, host=host, port=port)
 
 
-@bench_app.command("queue")
-def bench_queue(
-    docs: Path = typer.Option(Path("../shared/data/ops/dfds-postmortems/docs"), help="Folder of documents."),
-    limit: int = typer.Option(20, help="How many documents to ingest per run."),
-    latency_ms: float = typer.Option(200.0, help="Fake model server latency per call."),
-    processes: str = typer.Option("1,2,4", help="Worker process counts to measure, comma-separated."),
-    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
-) -> None:
-    """Sources per minute through the embedded runtime's own queue (lore worker subprocesses)."""
-    from bench.queue_bench import run_queue_bench
-
-    counts = [int(p) for p in processes.split(",") if p.strip()]
-    emit_json(run_queue_bench(docs, limit=limit, latency_ms=latency_ms, processes=counts))
-
-
 # --- running Lore (lore.runtime) -------------------------------------------------------------------
 
 
@@ -248,6 +233,21 @@ def bench_ingest(
     from bench.ingest_bench import run_ingest_bench
 
     emit_json(run_ingest_bench(docs, limit=limit, latency_ms=latency_ms, concurrency=concurrency, workers=workers))
+
+
+@bench_app.command("queue")
+def bench_queue(
+    docs: Path = typer.Option(Path("../shared/data/ops/dfds-postmortems/docs"), help="Folder of documents."),
+    limit: int = typer.Option(20, help="How many documents to ingest per run."),
+    latency_ms: float = typer.Option(200.0, help="Fake model server latency per call."),
+    processes: str = typer.Option("1,2,4", help="Worker process counts to measure, comma-separated."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Sources per minute through the embedded runtime's own queue (lore worker subprocesses)."""
+    from bench.queue_bench import run_queue_bench
+
+    counts = [int(p) for p in processes.split(",") if p.strip()]
+    emit_json(run_queue_bench(docs, limit=limit, latency_ms=latency_ms, processes=counts))
 
 
 @bench_app.command("contention")
