@@ -249,7 +249,7 @@ def record_render(session: Session, deps: SynthDeps, snap: Snapshot, blob: str |
     page.renders = (page.renders or 0) + 1
     entity.rendered_revision = max(entity.rendered_revision, snap.revision)
     session.flush()
-    _finish_sources(session, snap.sources)
+    finish_sources(session, snap.sources)
     return [request_catalog(session, deps)]
 
 
@@ -260,11 +260,16 @@ def request_catalog(session: Session, deps: SynthDeps) -> int:
     return job.id
 
 
-def _finish_sources(session: Session, source_ids: list[str]) -> None:
-    """A source is ``done`` once every entity it touched has been rendered past its claims."""
+def finish_sources(session: Session, source_ids: list[str]) -> None:
+    """A source is ``done`` once its page is committed and every entity it touched is rendered past it."""
     for sid in source_ids:
         src = session.get(Source, sid)
         if src is None or src.status != "extracted":
+            continue
+        own_page = session.scalar(
+            select(Page.id).where(Page.source_id == sid, Page.kind == "source", Page.blob_id.is_not(None))
+        )
+        if own_page is None:
             continue
         pending = session.scalar(
             select(Entity.id)

@@ -12,7 +12,7 @@ from store.git_store import ABSENT
 from store.jobs import enqueue_job
 from store.models import Claim, Entity, Job, Page, Source
 from synth.deps import SynthDeps
-from synth.render_flow import claim_view
+from synth.render_flow import claim_view, finish_sources
 from wiki.entity_page import SourceView, render_source_page
 from wiki.links import page_target
 
@@ -93,6 +93,8 @@ def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
         page.title = view.title
         page.blob_id = None if after.version == ABSENT else after.version
         page.renders = (page.renders or 0) + 1
+        session.flush()
+        finish_sources(session, [source_id])
         catalog = enqueue_job(session, "catalog", "catalog", {}, delay_s=deps.catalog_debounce_s,
                               requeue_finished=True, max_attempts=deps.max_attempts)
         return [catalog.id]
