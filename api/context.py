@@ -58,6 +58,15 @@ def reader(
     return ctx.authorize(request.headers.get("authorization"), "read")
 
 
+def administrator(
+    request: Request,
+    ctx: AppContext = Depends(app_context),
+    _creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+) -> Principal:
+    """The caller of an admin route (retraction): a key with the ``admin`` scope."""
+    return ctx.authorize(request.headers.get("authorization"), "admin")
+
+
 def ingester(
     request: Request,
     ctx: AppContext = Depends(app_context),

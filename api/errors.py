@@ -102,6 +102,7 @@ STATUS_BY_NAME: dict[str, int] = {
     # wiki
     "WikiError": 422,
     # synth
+    "SourceNotFound": 404,
     "ModelUnavailable": 503,
     "SynthError": 503,
     # infrastructure: a locked or unreachable database is worth retrying, not a bug

@@ -171,6 +171,14 @@ class UploadOut(_Model):
     detail: str = ""
 
 
+class RetractOut(_Model):
+    """A retraction that was accepted; it runs as a job and publishes one commit."""
+
+    source_id: str = Field(description="sha256 of the retracted source.")
+    job_id: int = Field(description="The retraction job; follow the source's status at GET /sources/{id}.")
+    status: str = Field(description="The job's state when it was accepted (queued, running or done).")
+
+
 class ContradictionOut(_Model):
     id: int
     status: str

@@ -7,9 +7,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
-from api.context import AppContext, app_context, ingester
+from api.context import AppContext, administrator, app_context, ingester
 from api.intake import submit_document
-from api.schemas import ErrorOut, UploadOut
+from api.schemas import ErrorOut, RetractOut, UploadOut
 from api.uploads import read_upload
 
 router = APIRouter(tags=["sources"])
@@ -75,3 +75,34 @@ async def upload_source(
     name = (upload.fields.get("name") or "").strip() or upload.filename
     out, created = await run_in_threadpool(submit_document, ctx.deps, upload.data, name)
     return JSONResponse(out.model_dump(), status_code=202 if created else 200)
+
+
+def _retract(ctx: AppContext, source_id: str) -> RetractOut:
+    from synth.lifecycle import request_retraction
+
+    with ctx.deps.session_factory() as session, session.begin():
+        job = request_retraction(session, source_id)
+        out = RetractOut(source_id=source_id, job_id=job.id, status=job.state)
+    ctx.deps.dispatch([out.job_id])
+    return out
+
+
+@router.delete(
+    "/sources/{source_id}",
+    status_code=202,
+    response_model=RetractOut,
+    responses={
+        401: {"model": ErrorOut, "description": "No valid API key."},
+        403: {"model": ErrorOut, "description": "The key lacks the admin scope."},
+        404: {"model": ErrorOut, "description": "No source with this sha256."},
+    },
+    summary="Retract a source",
+)
+async def retract_source(
+    source_id: str,
+    principal: Principal = Depends(administrator),
+    ctx: AppContext = Depends(app_context),
+) -> RetractOut:
+    """Retract a source: its claims leave every page (one commit), claims it had superseded become active
+    again, and its raw file leaves the tree (it stays in history). Runs as a job; idempotent."""
+    return await run_in_threadpool(_retract, ctx, source_id)
