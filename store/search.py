@@ -309,7 +309,7 @@ class SearchIndex:
             if mode != "bm25":
                 for kind, token in search_state.generations(conn, kinds).items():
                     cache.refresh(conn, kind, token)
-                qvec = self._query_vector(query)
+                qvec = self.query_vector(query)
                 dense = self._dense_top(cache, kinds, qvec, n)
             scores = lex if mode == "bm25" else dense if mode == "dense" else self._fuse(lex, dense)
             if mode == "hybrid" and cfg.feedback_docs > 0 and scores:
@@ -323,8 +323,8 @@ class SearchIndex:
             return rrf([top(lex, len(lex)), top(dense, len(dense))], k=self.config.rrf_k)
         return fuse(lex, dense, self.config.bm25_weight)
 
-    def _query_vector(self, query: str) -> NDArray[np.float32]:
-        """The query's embedding; recent queries are answered from a small cache."""
+    def query_vector(self, query: str) -> NDArray[np.float32]:
+        """The query's unit-length embedding; the last few hundred queries are answered from memory."""
         with self._lock:
             vec = self._recent.get(query)
             if vec is not None:

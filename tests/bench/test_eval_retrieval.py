@@ -102,7 +102,7 @@ def test_hand_made_set_where_the_answer_is_known(tmp_path: Path, minilm: Sentenc
     # q3's two gold passages fill the top 2, so the first gold is always at rank 1
     assert report["metrics"]["hybrid"]["MRR"] == 1.0
     assert report["config"]["bm25_weight"] == pytest.approx(0.4)
-    assert {"index_s", "hybrid_ms_per_query"} <= set(report["timings"])
+    assert {"index_s", "query_embedding_ms", "hybrid_ms_per_query"} <= set(report["timings"])
 
     limited = evaluate(folder, minilm, limit=1)
     assert limited["questions"] == 1
