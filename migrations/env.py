@@ -15,7 +15,7 @@ _EXTERNAL_PREFIXES = ("fts_", "chunks_fts")
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    if type_ == "table" and name and name.startswith(_EXTERNAL_PREFIXES):
+    if type_ in ("table", "index") and name and name.startswith(_EXTERNAL_PREFIXES):
         return False
     return True
 
