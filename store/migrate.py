@@ -1,13 +1,24 @@
-"""Apply and check Alembic migrations programmatically (``lore migrate``)."""
+"""Apply and check Alembic migrations programmatically (``lore migrate``).
+
+Several processes may start at once (``lore up`` starts a worker while ``lore ingest`` runs), and each
+brings the schema to head first. ``upgrade`` therefore serialises migrations: a file lock beside a
+SQLite database, a transaction-scoped advisory lock on PostgreSQL. The second process then finds the
+schema at head and does nothing.
+"""
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, pool, text
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+PG_LOCK_KEY = 0x6C6F7265  # "lore"
 
 
 def alembic_config(url: str) -> Config:
@@ -17,11 +28,36 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@contextmanager
+def _sqlite_lock(url: str) -> Iterator[None]:
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".migrate.lock"), "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision`` (default: the newest)."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)
+    """Bring the database at ``url`` to ``revision`` (default: the newest); safe to run concurrently."""
+    cfg = alembic_config(url)
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        with _sqlite_lock(url):
+            command.upgrade(cfg, revision)
+        return
+    if url.startswith("postgresql"):
+        engine = create_engine(url, poolclass=pool.NullPool)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        finally:
+            engine.dispose()
+        return
+    command.upgrade(cfg, revision)
 
 
 def check(url: str) -> None:

@@ -32,3 +32,21 @@ def test_postgresql_upgrade_and_no_drift():
         upgrade(url)
         assert set(Base.metadata.tables) <= _tables(url)
         check(url)
+
+
+def _migrate(url: str) -> None:
+    upgrade(url)
+
+
+def test_concurrent_upgrades_do_not_collide(tmp_path):
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_migrate, args=(url,)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    check(url)
