@@ -32,8 +32,12 @@ FIVE = (
 )
 
 
+# Set by an outer `make test`; an inner make would then print "Entering directory" lines.
+MAKE_VARS = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+
+
 def _env(api_port: int, fake: FakeLLM, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORE_") and k not in MAKE_VARS}
     env.update(LORE_LLM__BASE_URL=fake.base_url, LORE_API__PORT=str(api_port), **extra)
     return env
 
@@ -103,7 +107,9 @@ def test_newcomer_make_run_copy_five_files_read_the_pages(tmp_path, shared_data)
         (venv / part).symlink_to(ROOT / ".venv" / part)
     os.utime(clone / "pyproject.toml", (0, 0))
     (venv / ".lore-installed").touch()
-    dry = subprocess.run(["make", "-n", "run"], cwd=clone, capture_output=True, text=True, check=True).stdout
+    clean_env = {k: v for k, v in os.environ.items() if k not in MAKE_VARS}
+    dry = subprocess.run(["make", "-n", "run"], cwd=clone, capture_output=True, text=True, check=True,
+                         env=clean_env).stdout
     assert dry.strip().splitlines() == [".venv/bin/lore up"], f"make run would do more than start Lore:\n{dry}"
 
     port = free_port()

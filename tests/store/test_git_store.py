@@ -346,6 +346,11 @@ def test_index_lock_kept_while_git_works_in_the_repository(store: GitStore) -> N
     live = subprocess.Popen(["git", "cat-file", "--batch"], cwd=store.root, stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL)
     try:
+        # Popen returns after fork; wait until the child really is git (exec done) before asking.
+        deadline = time.monotonic() + 10
+        while b"git" not in Path(f"/proc/{live.pid}/cmdline").read_bytes().split(b"\0")[0]:
+            assert time.monotonic() < deadline, "git cat-file did not start"
+            time.sleep(0.01)
         assert store.recover_stale_locks() == []
     finally:
         live.communicate(b"")
