@@ -400,8 +400,7 @@ def eval_conflicts(
     import contextlib
 
     from bench.eval_conflicts import run_eval
-    from lore.wiring import make_recorder, model_urls, uses_embedded_model
-    from synth.client import Endpoint, ModelClient, Sampling, Timeouts
+    from lore.wiring import build_model_client, make_recorder, model_urls, uses_embedded_model
 
     s = settings()
     llm = s.llm
@@ -421,19 +420,8 @@ def eval_conflicts(
         else:
             urls = model_urls(s)
 
-        name = "fake-llm" if fake else llm.model
-
         def make_client(factory):  # type: ignore[no-untyped-def]
-            return ModelClient(
-                [Endpoint(u, name, api_key=llm.api_key, dialect=llm.dialect) for u in urls],
-                sampling=Sampling(temperature=llm.temperature, top_p=llm.top_p, seed=llm.seed,
-                                  max_tokens=llm.max_output_tokens),
-                timeouts=Timeouts(connect_s=llm.connect_timeout_s, read_s=llm.read_timeout_s,
-                                  total_s=llm.total_timeout_s),
-                context_tokens=llm.context_tokens,
-                max_retries=llm.max_retries,
-                recorder=make_recorder(factory),
-            )
+            return build_model_client(s, urls, make_recorder(factory), model="fake-llm" if fake else None)
 
         def progress(i: int, n: int) -> None:
             console.print(f"record {i}/{n}")

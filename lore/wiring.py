@@ -95,6 +95,34 @@ def make_recorder(session_factory: sessionmaker[Session]) -> Callable[[CallRecor
     return record
 
 
+def build_model_client(
+    settings: Settings, urls: list[str], recorder: Callable[[CallRecord], None], *, model: str | None = None
+) -> ModelClient:
+    """The model client for ``urls`` (in fallback order) with every knob from ``settings.llm``."""
+    from synth.budget import InMemoryRetryBudget
+    from synth.client import Endpoint, ModelClient, Sampling, Timeouts
+
+    llm = settings.llm
+    endpoints = [
+        Endpoint(url, model or llm.model, api_key=llm.api_key, dialect=llm.dialect, label=llm.server_label or "")
+        for url in urls
+    ]
+    return ModelClient(
+        endpoints,
+        sampling=Sampling(
+            temperature=llm.temperature, top_p=llm.top_p, seed=llm.seed, max_tokens=llm.max_output_tokens
+        ),
+        timeouts=Timeouts(connect_s=llm.connect_timeout_s, read_s=llm.read_timeout_s, total_s=llm.total_timeout_s),
+        context_tokens=llm.context_tokens,
+        max_retries=llm.max_retries,
+        breaker_failures=llm.breaker_failures,
+        breaker_reset_s=llm.breaker_reset_s,
+        thinking=llm.thinking,
+        retry_budget=InMemoryRetryBudget(llm.retry_budget_ratio),
+        recorder=recorder,
+    )
+
+
 class Wiring:
     """Everything one process needs, built lazily from ``settings``.
 
@@ -196,30 +224,7 @@ class Wiring:
 
     @cached_property
     def model_client(self) -> ModelClient:
-        from synth.budget import InMemoryRetryBudget
-        from synth.client import Endpoint, ModelClient, Sampling, Timeouts
-
-        llm = self.settings.llm
-        endpoints = [
-            Endpoint(url, llm.model, api_key=llm.api_key, dialect=llm.dialect, label=llm.server_label or "")
-            for url in model_urls(self.settings)
-        ]
-        client = ModelClient(
-            endpoints,
-            sampling=Sampling(
-                temperature=llm.temperature, top_p=llm.top_p, seed=llm.seed, max_tokens=llm.max_output_tokens
-            ),
-            timeouts=Timeouts(
-                connect_s=llm.connect_timeout_s, read_s=llm.read_timeout_s, total_s=llm.total_timeout_s
-            ),
-            context_tokens=llm.context_tokens,
-            max_retries=llm.max_retries,
-            breaker_failures=llm.breaker_failures,
-            breaker_reset_s=llm.breaker_reset_s,
-            thinking=llm.thinking,
-            retry_budget=InMemoryRetryBudget(llm.retry_budget_ratio),
-            recorder=make_recorder(self.session_factory),
-        )
+        client = build_model_client(self.settings, model_urls(self.settings), make_recorder(self.session_factory))
         self._closers.append(client.close)
         return client
 
