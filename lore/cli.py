@@ -412,8 +412,11 @@ def eval_conflicts(
         elif uses_embedded_model(s):
             from lore.llama_server import LlamaServer
 
+            log_path = s.paths.data_dir / "logs" / "eval-llama-server.log"  # stdout stays pure JSON
+            log_path.parent.mkdir(parents=True, exist_ok=True)
             server = LlamaServer(s.local_model_file(), alias=llm.model, host=llm.local_host, port=llm.local_port,
-                                 context_tokens=llm.local_context_tokens, threads=llm.local_threads)
+                                 context_tokens=llm.local_context_tokens, threads=llm.local_threads,
+                                 log_path=log_path)
             server.start()
             stack.callback(server.stop)
             urls = [server.base_url]

@@ -51,14 +51,17 @@ def plan_batches(session: Session, entity: Entity) -> tuple[list[JudgeBatch], li
             select(Source.id, Source.created_at).where(Source.id.in_({c.source_id for c in claims}))
         )
     }
+    order = {c.id: (c.created_at, c.id) for c in claims}
     new = [c for c in claims if not c.judged]
-    old = [c for c in claims if c.judged]
     lonely: list[str] = []
     pairs: list[tuple[Claim, list[Claim]]] = []
     for c in new:
         text = normalise(c.text)
+        # Existing = every claim of another source that came before this one, judged yet or not: sources
+        # that arrive together (before the entity's first render) are compared with each other too.
+        earlier = [o for o in claims if o.source_id != c.source_id and order[o.id] < order[c.id]]
         scored = sorted(
-            ((fuzz.token_set_ratio(text, normalise(o.text)), o) for o in old if o.source_id != c.source_id),
+            ((fuzz.token_set_ratio(text, normalise(o.text)), o) for o in earlier),
             key=lambda t: (-t[0], t[1].id),
         )
         near = [o for score, o in scored[:NEIGHBOURS] if score >= MIN_SIMILARITY]

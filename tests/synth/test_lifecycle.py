@@ -150,3 +150,17 @@ def test_a_new_version_replaces_what_the_old_one_said(wiki, tmp_path):
     text = "\n".join(_pages(wiki).values())
     assert "five brokers" in text
     assert "three brokers" not in text.replace("wiki/log.md", "")
+
+
+def test_sources_arriving_together_are_judged_against_each_other(wiki, tmp_path):
+    a = _write(tmp_path, "a.md", "# Billing\n\nThe Billing Service runs on MySQL 5.7 in production today.\n")
+    b = _write(tmp_path, "b.md", "# Billing\n\nThe Billing Service runs on PostgreSQL 15 in production today.\n")
+    (a_id,) = wiki.ingest(a)
+    time.sleep(0.01)
+    (b_id,) = wiki.ingest(b)
+    wiki.run()  # both extracted before the entity's first render
+    with wiki.deps.session_factory() as s:
+        entity = s.scalars(select(Entity).where(Entity.name == "Billing Service")).one()
+        old = s.scalars(select(Claim).where(Claim.source_id == a_id, Claim.entity_id == entity.id)).all()
+        assert old
+        assert all(c.status == "superseded" for c in old), [(c.text, c.status) for c in old]
