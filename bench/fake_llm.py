@@ -9,14 +9,17 @@ It is a real HTTP server (stdlib ``ThreadingHTTPServer``) speaking the OpenAI ch
   derived from the request (see ``bench.fake_answers``); the stage is recognised from the response
   schema (``structured_outputs.json``, ``response_format.schema`` or ``response_format.json_schema``);
 - ``GET /v1/models``, ``GET /health``, ``GET /stats`` (call, outcome and token counts);
-- ``POST /control``: change knobs at run time (``{"config": {...}, "script": [...], "reset": true}``).
+- ``POST /control``: change knobs at run time (``{"config": {...}, "script": [...], "reset": true,
+  "outage": {"seconds": 5, "kind": "error"}}``).
 
 Knobs (``FakeConfig``): per-call latency, a concurrency limit (excess requests queue, as on a real
 server), rates of 500s, malformed JSON, valid JSON of the wrong shape, hangs (no answer until the client
-gives up), truncation (``finish_reason: "length"``), ``down`` (503 to everything), a context size (a
-longer prompt gets vLLM's context-length 400), and ``mode="obedient"``, which follows instructions
-planted in the fenced document. A ``script`` of outcomes, consumed one per request before the rates
-apply, makes a test's failure sequence exact.
+gives up), slow first bytes (``slow_s`` of silence, then a good answer), truncation (``finish_reason:
+"length"``), cut bodies (the connection closes halfway through the promised bytes), ``down`` (503 to
+everything), a context size (a longer prompt gets vLLM's context-length 400), and ``mode="obedient"``,
+which follows instructions planted in the fenced document. A ``script`` of outcomes, consumed one per
+request before the rates apply, makes a test's failure sequence exact; an ``outage`` makes the server
+down (503) or failing (500) for a number of seconds, then well again by itself.
 
 Deterministic for a seed: each fault roll depends on the seed, the request body and how often that
 same body was seen before, never on thread timing. Usage reports estimated tokens (4 characters per
@@ -39,7 +42,8 @@ from typing import Any, Literal
 
 from bench import fake_answers
 
-OUTCOMES = ("ok", "error", "malformed", "ignore_schema", "hang", "truncate", "overflow", "down")
+OUTCOMES = ("ok", "error", "malformed", "ignore_schema", "hang", "slow", "truncate", "cut", "overflow", "down")
+OUTAGE_KINDS = ("down", "error")
 
 
 @dataclass
@@ -53,10 +57,13 @@ class FakeConfig:
     malformed_rate: float = 0.0
     ignore_schema_rate: float = 0.0
     hang_rate: float = 0.0
+    slow_rate: float = 0.0
     truncate_rate: float = 0.0
+    cut_rate: float = 0.0
     down: bool = False
     context_tokens: int = 32768
     hang_s: float = 300.0
+    slow_s: float = 2.0
     seed: int = 0
     mode: Literal["normal", "obedient"] = "normal"
 
@@ -64,6 +71,15 @@ class FakeConfig:
 def estimate_tokens(text: str) -> int:
     """The fake's token count: about four characters per token."""
     return -(-len(text) // 4)
+
+
+@dataclass
+class Reply:
+    """One answer: HTTP status, JSON body, and ``cut`` (send half of the promised bytes, then hang up)."""
+
+    status: int
+    payload: dict[str, Any]
+    cut: bool = False
 
 
 class FakeModel:
@@ -77,6 +93,8 @@ class FakeModel:
         self._script: deque[str] = deque()
         self._seen: Counter[str] = Counter()
         self._last_prompt: dict[str, str] = {}
+        self._outage_until = 0.0
+        self._outage_kind = "down"
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -101,6 +119,29 @@ class FakeModel:
             raise ValueError(f"unknown outcome(s) {bad}; expected {OUTCOMES}")
         with self._lock:
             self._script.extend(outcomes)
+
+    def outage(self, seconds: float, kind: str = "down") -> None:
+        """Fail every chat request for the next ``seconds``, then recover by itself.
+
+        Args:
+            seconds: how long the outage lasts from now (0 ends a running one).
+            kind: ``down`` answers 503 (and ``/v1/models`` fails, as a dead server's would);
+                ``error`` answers 500 (a burst of internal errors; the server still lists its models).
+        """
+        if kind not in OUTAGE_KINDS:
+            raise ValueError(f"unknown outage kind {kind!r}; expected {OUTAGE_KINDS}")
+        if seconds < 0:
+            raise ValueError("an outage cannot last a negative time")
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+            self._outage_kind = kind
+
+    def failing(self) -> str | None:
+        """``down`` or ``error`` while the server fails every request (knob or outage), else None."""
+        if self.config.down:
+            return "down"
+        with self._lock:
+            return self._outage_kind if time.monotonic() < self._outage_until else None
 
     def configure(self, **knobs: Any) -> None:
         """Change knobs while running (e.g. ``down=True``)."""
@@ -132,13 +173,18 @@ class FakeModel:
             rng = random.Random(f"{c.seed}:{digest}:{self._seen[digest]}")
         for outcome, rate in (("error", c.failure_rate), ("malformed", c.malformed_rate),
                               ("ignore_schema", c.ignore_schema_rate), ("hang", c.hang_rate),
-                              ("truncate", c.truncate_rate)):
+                              ("slow", c.slow_rate), ("truncate", c.truncate_rate), ("cut", c.cut_rate)):
             if rng.random() < rate:
                 return outcome
         return "ok"
 
     def chat(self, body: dict[str, Any], raw: bytes) -> tuple[int, dict[str, Any]]:
         """Answer one chat-completions request: ``(status, json body)``."""
+        reply = self.respond(body, raw)
+        return reply.status, reply.payload
+
+    def respond(self, body: dict[str, Any], raw: bytes) -> Reply:
+        """Answer one chat-completions request, saying whether the HTTP layer must cut the body short."""
         with self._lock:
             self._stats["requests"] += 1
         listed = body.get("messages")
@@ -147,9 +193,13 @@ class FakeModel:
         stage = fake_answers.stage_of(schema, messages)
         prompt = "".join(f"{m.get('role')}:{m.get('content')}\n" for m in messages)
         prompt_tokens = estimate_tokens(prompt) + 4 * len(messages)
-        if self.config.down:
+        failing = self.failing()
+        if failing == "down":
             self._count(stage, "down")
-            return 503, _error("the model server is down (fake)", "ServiceUnavailable", 503)
+            return Reply(503, _error("the model server is down (fake)", "ServiceUnavailable", 503))
+        if failing == "error":
+            self._count(stage, "error")
+            return Reply(500, _error("internal error (fake outage)", "InternalServerError", 500))
         outcome = self._decide(body, raw)
         requested = prompt_tokens + int(body.get("max_tokens") or 0)
         if outcome == "overflow" or requested > self.config.context_tokens:
@@ -157,20 +207,22 @@ class FakeModel:
             msg = (f"This model's maximum context length is {self.config.context_tokens} tokens. However, you "
                    f"requested {requested} tokens ({prompt_tokens} in the messages, {body.get('max_tokens')} "
                    "in the completion). Please reduce the length of the messages or completion.")
-            return 400, _error(msg, "BadRequestError", 400)
+            return Reply(400, _error(msg, "BadRequestError", 400))
         if outcome == "down":
             self._count(stage, "down")
-            return 503, _error("the model server is down (fake)", "ServiceUnavailable", 503)
+            return Reply(503, _error("the model server is down (fake)", "ServiceUnavailable", 503))
         with self._slot():
             if self.config.latency_ms > 0:
                 self.stop_event.wait(self.config.latency_ms / 1000.0)
             if outcome == "hang":
                 self._count(stage, "hang")
                 self.stop_event.wait(self.config.hang_s)
-                return 504, _error("hung (fake)", "Timeout", 504)
+                return Reply(504, _error("hung (fake)", "Timeout", 504))
+            if outcome == "slow":  # silence before the first byte, then a good answer
+                self.stop_event.wait(self.config.slow_s)
             if outcome == "error":
                 self._count(stage, "error")
-                return 500, _error("internal error (fake)", "InternalServerError", 500)
+                return Reply(500, _error("internal error (fake)", "InternalServerError", 500))
             answer = fake_answers.answer(stage, schema, messages, obedient=self.config.mode == "obedient")
         content = json.dumps(answer, ensure_ascii=False)
         finish = "stop"
@@ -185,7 +237,7 @@ class FakeModel:
         self._count(stage, outcome, prompt_tokens, completion_tokens, cached)
         with self._lock:
             n = self._stats["requests"]
-        return 200, {
+        return Reply(200, {
             "id": f"chatcmpl-fake-{n}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -197,7 +249,7 @@ class FakeModel:
                 "total_tokens": prompt_tokens + completion_tokens,
                 "prompt_tokens_details": {"cached_tokens": cached},
             },
-        }
+        }, cut=outcome == "cut")
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
@@ -241,13 +293,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, payload: Any) -> None:
+    def _send(self, status: int, payload: Any, *, cut: bool = False) -> None:
         data = json.dumps(payload).encode("utf-8")
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            if cut:  # the promised length never arrives: the connection closes halfway
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. after a hang)
             self.close_connection = True
@@ -255,8 +312,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         fake = self.server.fake
         path = self.path.split("?")[0].rstrip("/")
+        down = fake.failing() == "down"
         if path == "/health":
-            self._send(503 if fake.config.down else 200, {"status": "down" if fake.config.down else "ok"})
+            self._send(503 if down else 200, {"status": "down" if down else "ok"})
+        elif path == "/v1/models" and down:
+            self._send(503, _error("the model server is down (fake)", "ServiceUnavailable", 503))
         elif path == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": fake.config.model, "object": "model",
                                                           "owned_by": "fake-llm"}]})
@@ -278,15 +338,18 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0].rstrip("/")
         if path == "/v1/chat/completions":
             try:
-                status, payload = fake.chat(body, raw)
+                reply = fake.respond(body, raw)
             except Exception as exc:  # a bug or an odd request: answer like a server would, never hang up
-                status, payload = 500, _error(f"fake-llm failed: {type(exc).__name__}: {exc}", "InternalError", 500)
-            self._send(status, payload)
+                reply = Reply(500, _error(f"fake-llm failed: {type(exc).__name__}: {exc}", "InternalError", 500))
+            self._send(reply.status, reply.payload, cut=reply.cut)
         elif path == "/control":
             try:
                 fake.configure(**(body.get("config") or {}))
                 fake.script(*(body.get("script") or []))
-            except ValueError as exc:
+                outage = body.get("outage")
+                if isinstance(outage, dict):
+                    fake.outage(float(outage.get("seconds", 0)), str(outage.get("kind", "down")))
+            except (ValueError, TypeError) as exc:
                 self._send(400, _error(str(exc), "BadRequestError", 400))
                 return
             if body.get("reset"):
@@ -372,6 +435,10 @@ class FakeLLM:
     def configure(self, **knobs: Any) -> None:
         """Change knobs while running."""
         self.model.configure(**knobs)
+
+    def outage(self, seconds: float, kind: str = "down") -> None:
+        """Fail every request for ``seconds`` (``down``: 503, ``error``: 500), then recover by itself."""
+        self.model.outage(seconds, kind)
 
 
 def serve(config: FakeConfig, host: str = "127.0.0.1", port: int = 8099) -> None:

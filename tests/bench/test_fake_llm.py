@@ -233,3 +233,44 @@ def test_lore_fake_llm_command_serves_until_stopped():
         proc.communicate(timeout=10)
     help_text = subprocess.run([str(lore), "fake-llm", "--help"], capture_output=True, text=True, check=True).stdout
     assert "test double" in help_text.lower()
+
+
+def test_an_outage_fails_every_call_for_its_time_then_ends_by_itself():
+    with FakeLLM() as fake:
+        root = fake.base_url.removesuffix("/v1")
+        body = extract_body("Vault stores secrets.")
+        fake.outage(0.6, "down")
+        assert post(fake, body).status_code == 503
+        assert HTTP.get(fake.base_url + "/models").status_code == 503  # a dead server lists nothing
+        assert HTTP.get(root + "/health").status_code == 503
+        time.sleep(0.7)
+        assert content(post(fake, body))["claims"]
+        assert HTTP.get(fake.base_url + "/models").status_code == 200
+        # A burst of 500s: the server is up (it lists its models) but every answer fails.
+        r = HTTP.post(root + "/control", json={"outage": {"seconds": 30, "kind": "error"}})
+        assert r.status_code == 200
+        assert post(fake, body).status_code == 500
+        assert HTTP.get(fake.base_url + "/models").status_code == 200
+        fake.outage(0)
+        assert post(fake, body).status_code == 200
+        assert HTTP.post(root + "/control", json={"outage": {"seconds": 1, "kind": "fire"}}).status_code == 400
+    assert fake.stats()["by_outcome"] == {"down": 1, "ok": 2, "error": 1}
+
+
+def test_slow_first_byte_answers_late_and_a_cut_body_breaks_the_connection():
+    with FakeLLM(slow_s=0.5) as fake:
+        body = extract_body("Kafka carries invoices.")
+        fake.script("slow", "cut")
+        started = time.monotonic()
+        assert content(post(fake, body))["claims"]
+        assert time.monotonic() - started >= 0.5
+        with pytest.raises(httpx.RemoteProtocolError):
+            post(fake, body)
+        assert content(post(fake, body))["claims"]
+        with pytest.raises(httpx.ReadTimeout):  # slower than the client waits: a timeout, like a hang
+            fake.script("slow")
+            httpx.post(fake.base_url + "/chat/completions", json=body, timeout=0.2)
+        deadline = time.monotonic() + 5
+        while fake.stats()["by_outcome"].get("slow") != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the abandoned slow answer is still counted once it is written
+        assert fake.stats()["by_outcome"] == {"slow": 2, "cut": 1, "ok": 1}
