@@ -14,13 +14,27 @@ Findings (``kind``, severity):
 - ``not-in-index`` / ``no-index`` (error): a page ``wiki/index.md`` does not list, or no index at all.
 - ``orphan`` (warning): no other page links to it (the generated catalog pages do not count).
 - ``stub`` (warning): an entity page citing fewer than ``min_claims`` claims in its facts.
+
+Checks against what the ledger says now (the caller reads it into plain values):
+
+- ``dispute-stale`` (warning, ``lint_disputes``): a dispute still open more than ``max_age_days`` days.
+- ``stale-page`` (``lint_freshness``): an entity page whose cited claims or rendered revision differ from
+  the ledger's, or that exists (or is missing) against the ledger. A warning while a render is queued or
+  when the page at HEAD is not the blob the last render recorded (a person's commit, or a render that
+  landed while the caller read); an error when the page is exactly what the last render recorded and no
+  render is queued: the ledger moved without asking for a render, and nothing will bring the page up to date.
+- ``catalog-drift`` (warning, ``lint_catalog``): the ``catalog`` region of ``wiki/index.md``,
+  ``wiki/log.md`` or ``wiki/contradictions.md`` differs from what the ledger generates now (normal for
+  a moment after a change: the catalog job is debounced).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from wiki.catalog import CONTRADICTIONS_PATH, INDEX_PATH, LOG_PATH
@@ -35,7 +49,7 @@ from wiki.markdown import (
 )
 from wiki.page import PageDoc, Region, Text, parse_page
 
-__all__ = ["Finding", "lint_pages"]
+__all__ = ["Finding", "LedgerPage", "OpenDispute", "lint_catalog", "lint_disputes", "lint_freshness", "lint_pages"]
 
 Severity = Literal["error", "warning"]
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?]\ufffc))\s+(?=\S)")  # after "end." or "end.[^id]"
@@ -204,4 +218,167 @@ def lint_pages(
             if len(cited & claim_set) < min_claims:
                 detail = f"{len(cited & claim_set)} claim(s) cited, fewer than {min_claims}"
                 findings.add(Finding("warning", "stub", path, detail))
+    return sorted(findings)
+
+
+# --- checks against the ledger ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenDispute:
+    """A dispute the ledger still holds open: two claims about the entity whose page is ``path``."""
+
+    path: str
+    claim_a: str
+    claim_b: str
+    opened: datetime
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
+
+
+def lint_disputes(disputes: Iterable[OpenDispute], *, now: datetime, max_age_days: int) -> list[Finding]:
+    """Report disputes left open for more than ``max_age_days`` days (``dispute-stale``).
+
+    Args:
+        disputes: the open disputes (naive datetimes are taken as UTC).
+        now: the current time (passed in, so a test can hold the clock).
+        max_age_days: how long a dispute may stay open before it is reported.
+
+    Returns:
+        One warning per stale dispute, sorted.
+    """
+    findings = set()
+    cutoff = _utc(now) - timedelta(days=max_age_days)
+    for d in disputes:
+        opened = _utc(d.opened)
+        if opened < cutoff:
+            age = (_utc(now) - opened).days
+            a, b = sorted((d.claim_a, d.claim_b))
+            detail = f"[^{a}] vs [^{b}] open for {age} days (since {opened:%Y-%m-%d}), more than {max_age_days}"
+            findings.add(Finding("warning", "dispute-stale", d.path, detail))
+    return sorted(findings)
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """What the ledger says one entity page should be now.
+
+    Attributes:
+        path: the page's repository path.
+        claim_ids: the claims the page should cite (shown ones and their history); empty when no claim
+            is left to show, so the page should not exist.
+        revision: the entity's ledger revision.
+        render_queued: a render of the entity is queued, running or waiting to retry.
+        as_recorded: the page at HEAD is the blob the last render recorded (both absent counts).
+    """
+
+    path: str
+    claim_ids: frozenset[str]
+    revision: int
+    render_queued: bool = False
+    as_recorded: bool = True
+
+
+def _machine_citations(doc: PageDoc) -> set[str]:
+    cited: set[str] = set()
+    for region in doc.regions:
+        cited.update(extract_footnote_refs(region.content))
+        cited.update(d.label for d in extract_footnote_defs(region.content))
+    return cited
+
+
+def _some(ids: Iterable[str], limit: int = 3) -> str:
+    ordered = sorted(ids)
+    shown = ", ".join(f"[^{i}]" for i in ordered[:limit])
+    return shown + (f" and {len(ordered) - limit} more" if len(ordered) > limit else "")
+
+
+def _differences(text: str | None, want: LedgerPage) -> list[str]:
+    if text is None:
+        return [f"missing at HEAD; the ledger has {len(want.claim_ids)} claim(s) for it"] if want.claim_ids else []
+    if not want.claim_ids:
+        return ["the ledger has no claim left to show here; the page should be gone"]
+    doc = parse_page(text)
+    cited = _machine_citations(doc)
+    problems = []
+    if missing := want.claim_ids - cited:
+        problems.append(f"{len(missing)} ledger claim(s) not on the page ({_some(missing)})")
+    if extra := cited - want.claim_ids:
+        problems.append(f"{len(extra)} claim(s) the ledger no longer shows here ({_some(extra)})")
+    raw = doc.meta.get("lore")
+    revision = raw.get("revision") if isinstance(raw, dict) else None
+    if not isinstance(revision, int) or revision != want.revision:
+        problems.append(f"rendered from revision {revision}, the ledger is at {want.revision}")
+    return problems
+
+
+def lint_freshness(pages: Mapping[str, str], expected: Iterable[LedgerPage]) -> list[Finding]:
+    """Report entity pages out of date with the ledger (``stale-page``).
+
+    Args:
+        pages: repository path -> page text at HEAD (a path missing here is absent at HEAD).
+        expected: what the ledger says each entity page should be.
+
+    Returns:
+        One finding per stale page: a warning while a render is queued or when the page at HEAD is not
+        the last recorded render; an error otherwise (nothing will bring the page up to date).
+    """
+    findings = []
+    for want in expected:
+        problems = _differences(pages.get(want.path), want)
+        if not problems:
+            continue
+        if want.render_queued:
+            severity: Severity = "warning"
+            problems.append("render queued")
+        elif not want.as_recorded:
+            severity = "warning"
+            problems.append("the page at HEAD is not the last recorded render (a commit since, or one in flight)")
+        else:
+            severity = "error"
+            problems.append("no render queued")
+        findings.append(Finding(severity, "stale-page", want.path, "; ".join(problems)))
+    return sorted(set(findings))
+
+
+def _catalog_lines(text: str) -> list[str] | None:
+    region = parse_page(text).region("catalog")
+    return region.content.splitlines() if region is not None else None
+
+
+def lint_catalog(pages: Mapping[str, str], expected: Mapping[str, str], *, note: str = "") -> list[Finding]:
+    """Report generated pages whose ``catalog`` region differs from a fresh generation (``catalog-drift``).
+
+    Only the machine region is compared: the front matter's ``updated`` date and a person's text around
+    the region are not drift.
+
+    Args:
+        pages: repository path -> page text at HEAD.
+        expected: catalog path -> the page the ledger generates now.
+        note: appended to each finding's detail (e.g. that a catalog job is queued).
+
+    Returns:
+        One warning per drifted page, sorted.
+    """
+    findings = []
+    suffix = f"; {note}" if note else ""
+    for path, fresh in sorted(expected.items()):
+        want = _catalog_lines(fresh) or []
+        have = _catalog_lines(pages[path]) if path in pages else None
+        if have is None:
+            where = "missing at HEAD" if path not in pages else "has no catalog region"
+            findings.append(Finding("warning", "catalog-drift", path, f"{where}; the ledger generates it{suffix}"))
+            continue
+        if have == want:
+            continue
+        lacking, stale = Counter(want) - Counter(have), Counter(have) - Counter(want)
+        if not lacking and not stale:
+            detail = "the same lines in another order than the ledger's"
+        else:
+            example = next((line for line in (lacking or stale) if line.strip()), "")
+            detail = (f"{sum(lacking.values())} line(s) missing and {sum(stale.values())} out of date against "
+                      f"the ledger, e.g. '{_shorten(example)}'")
+        findings.append(Finding("warning", "catalog-drift", path, detail + suffix))
     return sorted(findings)

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from wiki.catalog import INDEX_PATH as INDEX
 from wiki.catalog import CatalogEntry, render_index
 from wiki.entity_page import ClaimView, EntityView, SourceView, render_entity_page, render_source_page
-from wiki.lint import Finding, lint_pages
+from wiki.lint import Finding, LedgerPage, OpenDispute, lint_catalog, lint_disputes, lint_freshness, lint_pages
 
 DAY = "2024-05-01"
 PM = ("s-pm", "Postmortem", "wiki/sources/pm.md")
@@ -84,4 +87,98 @@ def test_stub_and_orphan_and_missing_index() -> None:
         Finding("error", "no-index", "wiki/index.md", "the wiki has pages but no index"),
         Finding("warning", "orphan", "wiki/concepts/lonely.md", "no other page links here"),
         Finding("warning", "stub", "wiki/concepts/lonely.md", "1 claim(s) cited, fewer than 2"),
+    ]
+
+
+# --- checks against the ledger ------------------------------------------------------------------
+
+NOW = datetime(2024, 6, 30, 12, 0, tzinfo=UTC)
+
+
+def test_a_dispute_is_stale_only_past_the_allowed_age() -> None:
+    old = OpenDispute(K8S, "c2", "c1", datetime(2024, 5, 1, 9, 0))  # naive: UTC, as SQLite returns it
+    young = OpenDispute(AWS, "c5", "c1", NOW - timedelta(days=29))
+    assert lint_disputes([old, young], now=NOW, max_age_days=30) == [
+        Finding("warning", "dispute-stale", K8S, "[^c1] vs [^c2] open for 60 days (since 2024-05-01), more than 30"),
+    ]
+    assert lint_disputes([old, young], now=NOW, max_age_days=61) == []
+    assert len(lint_disputes([old, young], now=NOW + timedelta(days=2), max_age_days=30)) == 2
+    assert lint_disputes([], now=NOW, max_age_days=0) == []
+
+
+def ledger_for(pages: dict[str, str], **changes: object) -> LedgerPage:
+    """The ledger's view of the Kubernetes page as healthy_wiki renders it (revision 1, c1 and c2)."""
+    values: dict[str, object] = {"path": K8S, "claim_ids": frozenset({"c1", "c2"}), "revision": 1}
+    values.update(changes)
+    return LedgerPage(**values)  # type: ignore[arg-type]
+
+
+def test_a_page_matching_the_ledger_is_fresh() -> None:
+    pages = healthy_wiki()
+    assert lint_freshness(pages, [ledger_for(pages)]) == []
+    gone = LedgerPage("wiki/systems/gone.md", frozenset(), 4)  # no claims and no page: nothing to say
+    assert lint_freshness(pages, [gone]) == []
+
+
+def test_a_page_behind_the_ledger_is_stale() -> None:
+    pages = healthy_wiki()
+    behind = ledger_for(pages, claim_ids=frozenset({"c1", "c7"}), revision=3)
+    [finding] = lint_freshness(pages, [behind])
+    assert finding == Finding(
+        "error", "stale-page", K8S,
+        "1 ledger claim(s) not on the page ([^c7]); 1 claim(s) the ledger no longer shows here ([^c2]); "
+        "rendered from revision 1, the ledger is at 3; no render queued",
+    )  # fmt: skip
+    assert lint_freshness(pages, [ledger_for(pages, revision=3, render_queued=True)]) == [
+        Finding("warning", "stale-page", K8S, "rendered from revision 1, the ledger is at 3; render queued")
+    ]
+    [edited] = lint_freshness(pages, [ledger_for(pages, revision=3, as_recorded=False)])
+    assert edited.severity == "warning"
+    assert edited.detail.endswith("is not the last recorded render (a commit since, or one in flight)")
+
+
+def test_a_missing_or_leftover_page_is_stale() -> None:
+    pages = healthy_wiki()
+    missing = LedgerPage("wiki/systems/eks.md", frozenset({"c9"}), 2)
+    leftover = ledger_for(pages, claim_ids=frozenset())
+    assert lint_freshness(pages, [missing, leftover]) == [
+        Finding("error", "stale-page", "wiki/systems/eks.md",
+                "missing at HEAD; the ledger has 1 claim(s) for it; no render queued"),
+        Finding("error", "stale-page", K8S,
+                "the ledger has no claim left to show here; the page should be gone; no render queued"),
+    ]  # fmt: skip
+
+
+def test_a_citation_a_person_moved_out_of_the_machine_regions_does_not_count() -> None:
+    pages = healthy_wiki()
+    aws = LedgerPage(AWS, frozenset({"c1", "c5"}), 1, as_recorded=False)
+    assert lint_freshness(pages, [aws]) == []
+    text = pages[AWS].replace("- Hosts the cluster. [^c5]\n", "")
+    text = text.replace('[^c5]: [[wiki/sources/pm.md|Postmortem]]: "quote c5"\n', "")
+    pages[AWS] = text + "\nMy notes: it hosts the cluster.[^c5]\n\n[^c5]: my copy\n"
+    assert lint_freshness(pages, [aws]) == [
+        Finding("warning", "stale-page", AWS, "1 ledger claim(s) not on the page ([^c5]); "
+                "the page at HEAD is not the last recorded render (a commit since, or one in flight)"),
+    ]  # fmt: skip
+
+
+def catalog_page(titles: list[str]) -> str:
+    return render_index([CatalogEntry(t, "systems", f"wiki/systems/{t.lower()}.md") for t in titles], None, DAY).text
+
+
+def test_catalog_drift_compares_the_catalog_region_only() -> None:
+    fresh = {INDEX: catalog_page(["AWS", "Kubernetes"])}
+    later = render_index([CatalogEntry(t, "systems", f"wiki/systems/{t.lower()}.md") for t in ["AWS", "Kubernetes"]],
+                         None, "2030-01-01").text  # fmt: skip
+    assert later != fresh[INDEX]
+    assert lint_catalog({INDEX: later + "\nA person's note below the catalog.\n"}, fresh) == []
+    assert lint_catalog({INDEX: catalog_page(["AWS"])}, fresh, note="catalog job queued") == [
+        Finding("warning", "catalog-drift", INDEX,
+                "3 line(s) missing and 2 out of date against the ledger, e.g. '2 pages.'; catalog job queued"),
+    ]  # fmt: skip
+    assert lint_catalog({}, fresh) == [
+        Finding("warning", "catalog-drift", INDEX, "missing at HEAD; the ledger generates it")
+    ]
+    assert lint_catalog({INDEX: "# Index\n\nwritten by hand\n"}, fresh) == [
+        Finding("warning", "catalog-drift", INDEX, "has no catalog region; the ledger generates it")
     ]
