@@ -472,18 +472,23 @@ def retract(
 def lint(
     as_json: bool = typer.Option(False, "--json", help="Print findings and counts as JSON."),
     min_claims: int = typer.Option(2, help="Entity pages citing fewer claims are reported as stubs."),
+    dispute_days: int = typer.Option(30, min=0, help="Disputes open longer than this many days are reported."),
 ) -> None:
-    """Check the wiki at HEAD: citations resolve to quoted claims, links resolve, the index is complete.
+    """Check the wiki at HEAD against itself and the ledger: citations, links, index, stale pages, catalog drift.
 
-    Exits 1 when there is any error (warnings alone exit 0).
+    Every kind, its severity and meaning: docs/operations.md (Lint). Exits 1 when there is any error
+    (warnings alone exit 0).
     """
+    from sqlalchemy.orm import Session
+
     from lore.wiring import Wiring
+    from store.db import read_only
     from synth.lint_service import lint_wiki, summarise
 
     wiring = Wiring(settings())
     try:
-        with wiring.session_factory() as session:
-            findings = lint_wiki(session, wiring.store, min_claims=min_claims)
+        with Session(read_only(wiring.engine)) as session:
+            findings = lint_wiki(session, wiring.store, min_claims=min_claims, dispute_days=dispute_days)
     finally:
         wiring.close()
     report = summarise(findings)
