@@ -200,11 +200,26 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
     api: APISettings = Field(default_factory=APISettings)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
+    faults: str = Field(
+        "",
+        description="TEST ONLY: crash points to arm, comma-separated `point[@job kind][:n]` with points "
+        "`after_model`, `before_ref`, `after_ref`, `catalog_write` (see `store/faults.py`). An armed point "
+        "kills the process with SIGKILL once per data folder (marker in `<data_dir>/faults`). "
+        "Refused in production.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
+
+    @field_validator("faults")
+    @classmethod
+    def _faults(cls, v: str) -> str:
+        from store.faults import parse_faults
+
+        parse_faults(v)  # a ValueError names the bad entry
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -216,6 +231,8 @@ class Settings(BaseSettings):
                 "or the broker redelivers tasks that are still running"
             )
         if self.env == "production":
+            if self.faults:
+                raise ValueError("LORE_FAULTS arms crash points for tests; it is refused in production")
             if self.llm.base_url is None:
                 raise ValueError("production needs LORE_LLM__BASE_URL (the embedded model is for one machine)")
         return self

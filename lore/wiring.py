@@ -135,6 +135,10 @@ class Wiring:
         self.settings = settings
         self._celery = celery_app
         self._closers: list[Callable[[], None]] = []
+        if settings.faults:  # crash tests only (LORE_FAULTS): arm the named crash points in this process
+            from store.faults import arm
+
+            arm(settings.faults, marker_dir=(settings.paths.data_dir / "faults").resolve())
 
     # --- storage ------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store.errors import InvalidPath, PageConflict, StoreError, StoreLocked
+from store.faults import crash_point
 from store.git_plumbing import (
     ABSENT,
     CommitInfo,
@@ -308,7 +309,9 @@ class GitStore:
                 return WriteResult(head, head, rebases, False)
             parent = ["-p", head] if head else []
             commit = self._repo.out("commit-tree", "--no-gpg-sign", tree, *parent, input=text)
+            crash_point("before_ref")  # crash tests: objects written, branch not moved
             if self._publish(commit, head):
+                crash_point("after_ref")  # crash tests: branch moved, nothing after it done
                 self._after_publish()
                 return WriteResult(commit, head, rebases, True)
             rebases += 1

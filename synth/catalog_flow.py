@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.errors import PageConflict
+from store.faults import crash_point
 from store.git_store import ReadResult
 from store.models import Claim, Contradiction, Entity, Job, Page, Source
 from synth.deps import SynthDeps
@@ -100,6 +101,7 @@ def run_catalog(deps: SynthDeps, job: Job) -> list[int]:
         with deps.session_factory() as session:
             changes = catalog_changes(session, current)
         expected = {p: current[p].version for p in changes}
+        crash_point("catalog_write")  # crash tests: catalog rendered from the ledger, not published
         try:
             deps.store.write(changes, expected, "Catalog", [("Lore-Job", str(job.id))])
             return []

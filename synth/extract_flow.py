@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.faults import crash_point
 from store.jobs import enqueue_job
 from store.models import Claim, Entity, Job, Link, Source
 from synth.deps import SynthDeps
@@ -184,6 +185,7 @@ def run_extract(deps: SynthDeps, job: Job) -> list[int]:
             return []
         text = src.text
     answers = ask_model(deps, job, source_id, text)
+    crash_point("after_model")  # crash tests: the model answered, nothing written
     found = ground(text, answers)
     if not found.claims and len(text.strip()) >= NON_TRIVIAL_CHARS:
         raise ExtractionRejected(

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.errors import PageConflict
+from store.faults import crash_point
 from store.git_store import ABSENT
 from store.jobs import enqueue_job
 from store.models import Alias, Claim, Contradiction, Entity, Job, Link, Page, Source
@@ -219,7 +220,11 @@ def run_render(deps: SynthDeps, job: Job) -> list[int]:
         assisted_by = None
         if snap.prose_needed:
             prose, assisted_by = compose(deps, snap, job.id)
+            crash_point("after_model")  # crash tests: the summary is composed, not cached or published
             snap.view = replace(snap.view, summary=prose)
+            if prose:
+                with deps.session_factory() as session, session.begin():
+                    cache_prose(session, snap, prose)
         blob, commit = _publish(deps, snap, job, assisted_by if snap.view.summary else None)
         with deps.session_factory() as session, session.begin():
             follow += record_render(session, deps, snap, blob, commit)
@@ -230,6 +235,22 @@ def run_render(deps: SynthDeps, job: Job) -> list[int]:
             if entity is None or entity.revision <= snap.revision:
                 return follow
     return follow
+
+
+def cache_prose(session: Session, snap: Snapshot, prose: str) -> None:
+    """Keep composed prose under its claim-set hash before the page is published.
+
+    A render killed after publishing (before :func:`record_render`) then renders the very same page on
+    retry without asking the model again, so the identical tree makes no second commit, and a model
+    that answers differently the second time cannot publish the same revision twice.
+    """
+    page = session.scalar(select(Page).where(Page.path == snap.path))
+    if page is None:  # not published yet: the row records it as absent at HEAD (blob_id None)
+        page = Page(path=snap.path, kind="entity", entity_id=snap.view.entity_id, title=snap.view.name)
+        session.add(page)
+    page.prose = prose
+    page.prose_hash = snap.claim_set
+    session.flush()
 
 
 def record_render(session: Session, deps: SynthDeps, snap: Snapshot, blob: str | None, commit: str | None) -> list[int]:
