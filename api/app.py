@@ -25,7 +25,7 @@ from api.errors import install_error_handler
 from api.mcp_server import McpGate, build_mcp
 from api.metrics import HttpMetrics, LedgerCollector, MetricsMiddleware, breaker_from_health
 from api.ratelimit import RateLimiter
-from api.routes import health, ledger, pages, query, sources_write
+from api.routes import health, ledger, lint, pages, query, sources_write
 from api.security import SecurityHeadersMiddleware
 from api.ui import router as ui_router
 from api.wiki_view import WikiView
@@ -89,7 +89,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     )
     app.state.lore = ctx
     install_error_handler(app)
-    for module in (pages, ledger, sources_write, query, health):
+    for module in (pages, ledger, sources_write, query, health, lint):
         app.include_router(module.router)
     app.include_router(ui_router)
     app.router.routes.append(Route("/mcp", endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
