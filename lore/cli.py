@@ -303,6 +303,26 @@ def bench_read(
     )
 
 
+@bench_app.command("corpus")
+def bench_corpus(
+    docs: Path = typer.Option(Path("../shared/data/ops"), "--set", help="Folder of the document set (recursive)."),
+    limit: int = typer.Option(None, min=1, help="Take only the first N documents (by relative path)."),
+    workers: int = typer.Option(1, min=1, help="Concurrent in-process workers."),
+    min_claims: int = typer.Option(2, help="Lint: entity pages citing fewer claims are stubs."),
+    dispute_days: int = typer.Option(30, min=0, help="Lint: disputes open longer than this are reported."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Build a wiki from every document of a set with the fake model server (test double), then lint it."""
+    from bench.corpus_bench import run_corpus_bench
+
+    try:
+        emit_json(run_corpus_bench(docs, limit=limit, workers=workers, min_claims=min_claims,
+                                   dispute_days=dispute_days))
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def reindex(
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
