@@ -267,8 +267,8 @@ def test_slow_first_byte_answers_late_and_a_cut_body_breaks_the_connection():
         with pytest.raises(httpx.RemoteProtocolError):
             post(fake, body)
         assert content(post(fake, body))["claims"]
+        fake.script("slow")
         with pytest.raises(httpx.ReadTimeout):  # slower than the client waits: a timeout, like a hang
-            fake.script("slow")
             httpx.post(fake.base_url + "/chat/completions", json=body, timeout=0.2)
         deadline = time.monotonic() + 5
         while fake.stats()["by_outcome"].get("slow") != 2 and time.monotonic() < deadline:
