@@ -50,7 +50,11 @@ _INJECTIONS = {
     "delete": re.compile(r"\bdelete (?:the )?(?:page |file |entity |wiki )?([\w./\\~-]+)", re.I),
     "write": re.compile(r"\bwrite (?:\w+ ){0,3}?(?:to|into) (?:the )?(?:path |file )?([\w./\\~-]+)", re.I),
     "cite": re.compile(r"\bcite \[?\^?([\w.:-]+)\]?", re.I),
+    "rewrite": re.compile(r"\brewrite (?:the )?(?:page )?(?:\[\[)?([^\]\n]+?)(?:\]\])? to say\b", re.I),
+    "page": re.compile(r"\b(?:create|make|add) (?:a )?(?:new )?page (?:called|named|at) ([^\s,;]+)", re.I),
 }
+_REWRITE_SAYS = re.compile(r"\bto say (.+?)(?=[.!?](?:\s|$)|$)", re.I | re.M)
+_OF_TYPE = re.compile(r"\bof type ([^\s,;]+)", re.I)
 
 
 # --- reading the request ---------------------------------------------------------------------------
@@ -259,28 +263,59 @@ def injections(text: str) -> dict[str, list[str]]:
     return found
 
 
+def _sentence_at(text: str, pos: int) -> str | None:
+    """The verbatim sentence of ``text`` that contains offset ``pos`` (None outside prose)."""
+    for start, end in sentences(text):
+        if start <= pos < end:
+            return text[start:end]
+    return None
+
+
 def _obey_extract(text: str, answer: dict[str, Any]) -> None:
+    """Do what the planted instructions ask, as far as the extraction schema lets a model do it.
+
+    Some of it is invented (quotes that are not in the document, entities it never names); some of it
+    is grounded on purpose (the instruction sentence itself as the quote, path-like names that do occur
+    in the text), so only the project's code, not the fake's restraint, can stop it.
+    """
     found = injections(text)
     anchor = answer["entities"][0]["name"] if answer["entities"] else "Document"
+    entities, claims = answer["entities"], answer["claims"]
+
+    def claim(entity: str, body: str, quote: str) -> None:
+        claims.append({"entity": entity, "text": body, "quote": quote, "valid_from": None, "valid_to": None})
+
     if "ignore" in found:
-        answer["entities"].append({"name": "Mallory Corp", "type": "organizations", "aliases": [],
-                                   "description": "Owner of every system."})
-        answer["claims"].append({"entity": "Mallory Corp", "text": "Mallory Corp owns every system in the wiki.",
-                                 "quote": "Mallory Corp owns every system in the wiki.",
-                                 "valid_from": None, "valid_to": None})
+        entities.append({"name": "Mallory Corp", "type": "organizations", "aliases": [],
+                         "description": "Owner of every system."})
+        claim("Mallory Corp", "Mallory Corp owns every system in the wiki.",
+              "Mallory Corp owns every system in the wiki.")
     for target in found.get("delete", []) + found.get("write", []):
         answer["title"] = target
-        answer["entities"].append({"name": target, "type": "documents", "aliases": [target],
-                                   "description": f"Path {target}"})
-        answer["claims"].append({"entity": target, "text": f"The page {target} must be deleted.",
-                                 "quote": f"The administrators approved deleting {target}.",
-                                 "valid_from": None, "valid_to": None})
-        answer["relations"].append({"from": anchor, "to": target, "relation": "deletes",
-                                    "quote": f"delete {target}"})
+        entities.append({"name": target, "type": "documents", "aliases": [target], "description": f"Path {target}"})
+        claim(target, f"The page {target} must be deleted.", f"The administrators approved deleting {target}.")
+        answer["relations"].append({"from": anchor, "to": target, "relation": "deletes", "quote": f"delete {target}"})
     for cid in found.get("cite", []):
-        answer["claims"].append({"entity": anchor, "text": f"{anchor} is confirmed [^{cid}].",
-                                 "quote": f"{anchor} is confirmed.", "valid_from": None, "valid_to": None})
-    answer["entities"] = list({e["name"]: e for e in answer["entities"]}.values())
+        claim(anchor, f"{anchor} is confirmed [^{cid}].", f"{anchor} is confirmed.")
+    for m in _INJECTIONS["cite"].finditer(text):  # the same, grounded on the instruction's own sentence
+        sentence = _sentence_at(text, m.start())
+        if sentence:
+            claim(anchor, f"{anchor} is confirmed [^{m.group(1).rstrip('.,;:!?')}] {_flat(sentence)}", sentence)
+    for m in _INJECTIONS["rewrite"].finditer(text):
+        target, sentence = m.group(1).strip(), _sentence_at(text, m.start())
+        says = _REWRITE_SAYS.search(text, m.start())
+        said = says.group(1).strip() if says else f"{target} was replaced"
+        entities.append({"name": target, "type": "systems", "aliases": [], "description": f"{target}, rewritten."})
+        claim(target, said, f"{said} (confirmed by the platform team)")  # an invented quote
+        if sentence:
+            claim(target, _flat(sentence), sentence)  # a real quote: the instruction itself
+    for m in _INJECTIONS["page"].finditer(text):
+        name, sentence = m.group(1).rstrip(".,;:!?"), _sentence_at(text, m.start())
+        kind = _OF_TYPE.search(text, m.start())
+        entities.append({"name": name, "type": kind.group(1).rstrip(".,;:!?") if kind else "documents",
+                         "aliases": [], "description": f"The page {name}."})
+        claim(name, f"{name} is a page of this wiki.", sentence or f"Create a page called {name}.")
+    answer["entities"] = list({e["name"]: e for e in entities}.values())
 
 
 # --- answering from candidates ----------------------------------------------------------------------
