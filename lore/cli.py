@@ -323,6 +323,34 @@ def bench_corpus(
         raise typer.Exit(2) from None
 
 
+@bench_app.command("chaos")
+def bench_chaos(
+    docs: Path = typer.Option(Path("../shared/data/ops"), help="Folder of documents (recursive, .md)."),
+    duration: float = typer.Option(120.0, min=5, help="Seconds of chaos (ingest, kills, model faults)."),
+    rate: float = typer.Option(20.0, min=1, help="Documents dropped into the ingest folder per minute."),
+    workers: int = typer.Option(2, min=1, help="Prefork worker processes of `lore up`."),
+    latency_ms: float = typer.Option(100.0, help="Fake model server latency per call."),
+    kill_every: float = typer.Option(20.0, min=1, help="Seconds between SIGKILLs of a worker process."),
+    fault_every: float = typer.Option(30.0, min=1, help="Seconds between model faults (503 outage, 500 burst)."),
+    fault_s: float = typer.Option(8.0, min=0, help="Length of each model fault, in seconds."),
+    lease_s: int = typer.Option(30, min=10, help="Job lease: a killed worker's job is re-sent after this."),
+    drain_timeout: float = typer.Option(300.0, min=1, help="Longest wait for the queue to drain afterwards."),
+    seed: int = typer.Option(7, help="Seed of document order, victims and fault rolls."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Soak `lore up` against the fake model server (test double) while killing workers and failing the model."""
+    from bench.chaos_bench import ChaosConfig, run_chaos_bench
+
+    config = ChaosConfig(duration_s=duration, rate_per_min=rate, workers=workers, latency_ms=latency_ms,
+                         kill_every_s=kill_every, fault_every_s=fault_every, fault_s=fault_s, lease_s=lease_s,
+                         drain_timeout_s=drain_timeout, seed=seed)
+    try:
+        emit_json(run_chaos_bench(docs, config))
+    except (ValueError, RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def reindex(
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
