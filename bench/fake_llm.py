@@ -367,6 +367,14 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished (killed mid-request, a keep-alive socket reset) is not an error here."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class FakeLLM:
     """The fake server on a loopback port in a background thread (a context manager).
