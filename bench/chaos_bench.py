@@ -7,7 +7,8 @@ For ``duration_s`` seconds the soak
 - drops documents into the ingest folder at a steady rate (distinct contents, written under a
   temporary name and renamed, as a careful producer does);
 - every ``kill_every_s`` sends SIGKILL to one prefork worker child, preferably one that holds a
-  running job (Celery starts a replacement; the job comes back once its lease expires);
+  running job (Celery starts a replacement; the job comes back once its lease expires); with
+  ``victims="busy"`` an idle child is never chosen (the kill is skipped when none is busy);
 - every ``fault_every_s`` makes the model fail for ``fault_s`` seconds, alternating a 503 outage
   (down: the breaker opens) and a burst of 500s (up but failing);
 - samples reads throughout: ``GET /pages/{path}`` of a page that exists and ``GET /query``.
@@ -17,7 +18,14 @@ the ledger and git: every dropped document should be a ``done`` source whose pag
 one commit and whose claims all appear on their entity pages (``applied_once``); ``lost`` counts
 documents that did not end ``done`` or ``failed``; ``duplicates`` counts claims stored twice and source
 pages added twice; ``fsck`` is ``git fsck --strict``. Model calls, retries and the retry budget come
-from the ``model_calls`` ledger that every worker writes.
+from the ``model_calls`` ledger that every worker writes. ``longest_stall_s`` is the longest time the
+jobs table had open jobs while no job finished: a wedged worker shows up there.
+
+Why ``victims`` exists: the embedded broker has no asynchronous I/O, so Celery runs its blocking prefork
+pool, whose children share one task pipe guarded by a process-shared lock. An idle child waits for the
+next task *holding* that lock; SIGKILL it and the lock is never released, so every other child, and every
+replacement, blocks forever (see docs/benchmarks.md, "Chaos"). ``busy`` kills only children that run a
+job, which exercises what Lore itself promises about interrupted jobs.
 """
 
 from __future__ import annotations
@@ -64,6 +72,26 @@ class ChaosConfig:
     sweep_interval_s: float = 3.0
     drain_timeout_s: float = 300.0
     seed: int = 7
+    victims: str = "any"  # any | busy
+
+
+class Progress:
+    """Tracks the longest time with open jobs and no job finishing."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.last: tuple[int, float] = (-1, time.monotonic())
+        self.longest = 0.0
+        self.open = 0
+
+    def sample(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            states = dict(_query(self.db, "SELECT state, count(*) FROM jobs GROUP BY state"))
+            done, now = int(states.get("done", 0)), time.monotonic()
+            self.open = sum(int(states.get(k, 0)) for k in ("queued", "running", "failed"))
+            if done != self.last[0] or not self.open:
+                self.last = (done, now)
+            self.longest = max(self.longest, now - self.last[1])
 
 
 def pick_documents(docs_dir: Path, count: int, seed: int) -> list[Path]:
@@ -88,18 +116,12 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _worker_pool(up_pid: int) -> list[int]:
     """Pids of the prefork children of ``lore up``'s worker."""
     for pid in _children(up_pid):
-        if " worker " in f" {_cmdline(pid)} ":
-            return _children(pid)
+        with contextlib.suppress(OSError):
+            if b"\0worker\0" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return _children(pid)
     return []
 
 
@@ -142,10 +164,8 @@ class ReadSampler(threading.Thread):
 
 
 def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else None
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -215,9 +235,9 @@ def audit(data: Path, dropped: dict[str, str]) -> dict[str, Any]:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _environment(cfg: ChaosConfig, root: Path, fake: FakeLLM, port: int) -> dict[str, str]:
@@ -260,7 +280,7 @@ def _stop_up(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
-def _kill_a_worker(up_pid: int, db: Path, rng: random.Random) -> tuple[bool, bool]:
+def _kill_a_worker(up_pid: int, db: Path, rng: random.Random, victims: str) -> tuple[bool, bool]:
     """SIGKILL one prefork child, preferably one running a job; returns (killed, mid_task)."""
     pool = _worker_pool(up_pid)
     if not pool:
@@ -271,6 +291,8 @@ def _kill_a_worker(up_pid: int, db: Path, rng: random.Random) -> tuple[bool, boo
             pid = str(worker or "").rsplit(":", 1)[-1]
             if pid.isdigit() and int(pid) in pool:
                 busy.add(int(pid))
+    if not busy and victims == "busy":
+        return False, False
     victim = rng.choice(sorted(busy) or pool)
     try:
         os.kill(victim, signal.SIGKILL)
@@ -279,9 +301,10 @@ def _kill_a_worker(up_pid: int, db: Path, rng: random.Random) -> tuple[bool, boo
     return True, victim in busy
 
 
-def _drain(db: Path, dropped: dict[str, str], timeout_s: float) -> float:
+def _drain(db: Path, dropped: dict[str, str], timeout_s: float, progress: Progress) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
+        progress.sample()
         with contextlib.suppress(sqlite3.Error):
             states = dict(_query(db, "SELECT id, status FROM sources"))
             open_jobs = _query(db, "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running', 'failed')")[0][0]
@@ -317,7 +340,11 @@ def run_chaos_bench(
         faults = 0
         start = time.monotonic()
         next_drop, next_kill, next_fault = 0.0, cfg.kill_every_s / 2, cfg.fault_every_s
+        progress, next_sample = Progress(db), 0.0
         while (elapsed := time.monotonic() - start) < cfg.duration_s:
+            if elapsed >= next_sample:
+                progress.sample()
+                next_sample += 1.0
             if elapsed >= next_drop and len(dropped) < len(docs):
                 doc = docs[len(dropped)]
                 name = f"{len(dropped):04d}-{doc.name}"
@@ -327,7 +354,7 @@ def run_chaos_bench(
                 dropped[hashlib.sha256(data).hexdigest()] = name
                 next_drop += 60.0 / cfg.rate_per_min
             if elapsed >= next_kill:
-                killed, busy = _kill_a_worker(proc.pid, db, rng)
+                killed, busy = _kill_a_worker(proc.pid, db, rng, cfg.victims)
                 kills += killed
                 mid_task += busy
                 next_kill += cfg.kill_every_s
@@ -340,7 +367,7 @@ def run_chaos_bench(
             time.sleep(0.05)
         chaos_end = time.monotonic()
         fake.outage(0)
-        drain_s = _drain(db, dropped, cfg.drain_timeout_s)
+        drain_s = _drain(db, dropped, cfg.drain_timeout_s, progress)
         sampler.stop.set()
         sampler.join(timeout=60)
         result = audit(root / "data", dropped)
@@ -366,6 +393,7 @@ def run_chaos_bench(
         "model_faults": faults,
         "model_fault_seconds": round(fault_seconds, 1),
         "drain_s": drain_s,
+        "longest_stall_s": round(progress.longest, 1),
         "config": asdict(cfg),
         "cpus": os.cpu_count(),
     }

@@ -336,15 +336,19 @@ def bench_chaos(
     lease_s: int = typer.Option(30, min=10, help="Job lease: a killed worker's job is re-sent after this."),
     drain_timeout: float = typer.Option(300.0, min=1, help="Longest wait for the queue to drain afterwards."),
     seed: int = typer.Option(7, help="Seed of document order, victims and fault rolls."),
+    victims: str = typer.Option("any", help="any: a busy child, else an idle one; busy: only busy ones."),
     workdir: Path = typer.Option(None, help="Keep the soak's folder (data, logs, wiki) here (default: temporary)."),
     as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
 ) -> None:
     """Soak `lore up` against the fake model server (test double) while killing workers and failing the model."""
     from bench.chaos_bench import ChaosConfig, run_chaos_bench
 
+    if victims not in ("any", "busy"):
+        console.print("[red]--victims must be any or busy[/red]")
+        raise typer.Exit(2)
     config = ChaosConfig(duration_s=duration, rate_per_min=rate, workers=workers, latency_ms=latency_ms,
                          kill_every_s=kill_every, fault_every_s=fault_every, fault_s=fault_s, lease_s=lease_s,
-                         drain_timeout_s=drain_timeout, seed=seed)
+                         drain_timeout_s=drain_timeout, seed=seed, victims=victims)
     try:
         emit_json(run_chaos_bench(docs, config, workdir=workdir))
     except (ValueError, RuntimeError, TimeoutError) as exc:
