@@ -42,3 +42,4 @@ def test_a_short_soak_loses_nothing_and_stores_nothing_twice(shared_data, tmp_pa
     assert result["reads"] > 0
     assert result["read_errors"] == 0
     assert result["model_calls"] >= result["sources"]
+    # A restart of `lore up` (it stops when its worker dies) is allowed: the jobs table carries the work over.
