@@ -7,10 +7,11 @@ call shares the same prefix, and the fenced document comes last.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synth.prompts.fence import FENCE_RULE, fence
 
@@ -68,16 +69,70 @@ class ExtractedRelation(BaseModel):
     quote: str = Field(description="The words of the document that state it, copied exactly.")
 
 
+def _ask_for_status(schema: dict[str, Any]) -> None:
+    """List ``status`` as required in the schema sent to the server, right after ``title``.
+
+    A grammar-constrained server then always writes the key (null when there is no status) where a
+    document usually states it, near the top; validation keeps it optional for servers that omit it.
+    """
+    required = schema.setdefault("required", [])
+    if "status" not in required:
+        required.insert(1 if "title" in required else 0, "status")
+
+
+_MD_LINK = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\[[^\]]*\])?")
+
+
+def status_text(title: str, status: str) -> str:
+    """The claim text for a document's own status line: ``Status of <title>: <status>``.
+
+    Markdown links (inline, reference or cut short) keep their label; emphasis marks and leading
+    symbols (status emoji) go.
+    """
+    label = " ".join(_MD_LINK.sub(r"\1", status).replace("*", "").replace("`", "").split())
+    label = re.sub(r"^[^\w(\[]+", "", label)
+    return f"Status of {' '.join(title.split())}: {label}"
+
+
 class Extraction(BaseModel):
-    """What the model found in one document."""
+    """What the model found in one document.
+
+    Every field is asked for, so a grammar-constrained server generates them in this order. ``status``
+    comes early, where documents state it. The summary comes last: free prose is where a small model
+    most often breaks the JSON (an unescaped double quote ends the string early), and by then the
+    entities and claims are already out.
+
+    A stated status (an ADR's "Superseded by 036", an RFC's "Rejected") is a fact about the document
+    itself: validation adds it as a claim about an entity named after the title (type ``documents``),
+    quoting the status line, so supersession and rejection reach the ledger even when the model lists
+    no such claim. Grounding still checks that the title and the status occur in the source.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_ask_for_status)
 
     title: str = Field(description="The document's title.")
-    summary: str = Field(description="One to three sentences on what the document is about.")
-    entities: list[ExtractedEntity] = Field(default_factory=list, description="Things the document is about.")
-    claims: list[ExtractedClaim] = Field(default_factory=list, description="Atomic facts with verbatim quotes.")
-    relations: list[ExtractedRelation] = Field(
-        default_factory=list, description="Relations between entities, with verbatim quotes."
+    status: str | None = Field(
+        None,
+        description="The document's own status line (e.g. accepted, rejected, deprecated, superseded by "
+        "another document), copied exactly; null if it states none.",
     )
+    entities: list[ExtractedEntity] = Field(description="Things the document is about.")
+    claims: list[ExtractedClaim] = Field(description="Atomic facts with verbatim quotes.")
+    relations: list[ExtractedRelation] = Field(description="Relations between entities, with verbatim quotes.")
+    summary: str = Field(description="One to three sentences on what the document is about.")
+
+    @model_validator(mode="after")
+    def _status_is_a_claim(self) -> Extraction:
+        status, title = (self.status or "").strip(), self.title.strip()
+        if not status or not title:
+            return self
+        key = title.casefold()
+        if not any(key in (e.name.strip().casefold(), *(a.strip().casefold() for a in e.aliases))
+                   for e in self.entities):
+            self.entities.append(ExtractedEntity(name=title, type="documents", description="This document."))
+        if not any(c.quote.strip() == status for c in self.claims):
+            self.claims.insert(0, ExtractedClaim(entity=title, text=status_text(title, status), quote=status))
+        return self
 
 
 @dataclass(frozen=True)
@@ -89,29 +144,35 @@ class ExtractContext:
     parts: int = 1
 
 
-_EXAMPLE_DOC = "Team Atlas moved the Billing service from MySQL to PostgreSQL in March 2023."
+_EXAMPLE_DOC = (
+    "# 7. Billing database\nDate: 2023-03-01\nStatus: Superseded by [12. Billing storage](012-storage.md)\n"
+    "Team Atlas moved the Billing service from MySQL to PostgreSQL in March 2023."
+)
 _EXAMPLE_ANSWER = (
-    '{"title": "Billing database migration", "summary": "Billing moved to PostgreSQL in 2023.", '
-    '"entities": [{"name": "Billing service", "type": "services", "aliases": ["Billing"], '
-    '"description": "The billing backend."}, {"name": "PostgreSQL", "type": "systems", "aliases": [], '
-    '"description": "A relational database."}, {"name": "Team Atlas", "type": "teams", "aliases": [], '
-    '"description": "The team that owns Billing."}], '
-    '"claims": [{"entity": "Billing service", "text": "The Billing service uses PostgreSQL.", '
+    '{"title": "7. Billing database", "status": "Superseded by [12. Billing storage](012-storage.md)", '
+    '"entities": [{"name": "Billing service", "type": "services", "aliases": [], "description": "The billing '
+    'backend."}, {"name": "Team Atlas", "type": "teams", "aliases": [], "description": "A team."}], '
+    '"claims": [{"entity": "Billing service", "text": "The Billing service uses PostgreSQL instead of MySQL.", '
     '"quote": "moved the Billing service from MySQL to PostgreSQL", "valid_from": "March 2023", '
-    '"valid_to": null}], '
+    '"valid_to": null}, {"entity": "Team Atlas", "text": "Team Atlas migrated the Billing service.", '
+    '"quote": "Team Atlas moved the Billing service", "valid_from": "March 2023", "valid_to": null}], '
     '"relations": [{"from": "Team Atlas", "to": "Billing service", "relation": "migrated", '
-    '"quote": "Team Atlas moved the Billing service"}]}'
+    '"quote": "Team Atlas moved the Billing service"}], '
+    '"summary": "Decision 7: Billing moved to PostgreSQL; decision 12 superseded it."}'
 )
 
 SYSTEM = f"""You read one document and extract knowledge for a wiki. Reply with one JSON object:
 - "title": the document's title.
-- "summary": 1-3 sentences on what the document is about.
+- "status": the document's own status line if it has one (proposed, accepted, rejected, deprecated, \
+superseded by another document...), copied exactly; else null.
 - "entities": list of {{"name", "type", "aliases", "description"}}; type is one of {", ".join(ENTITY_TYPES)}.
 - "claims": list of {{"entity", "text", "quote", "valid_from", "valid_to"}}: one atomic fact each; "entity" \
-is a name from "entities"; "quote" is copied exactly from the document; dates only if the document gives \
-them, else null.
+is a name from "entities"; "quote" is a short phrase copied exactly from the document; "valid_from" and \
+"valid_to" are when the fact became or stopped being true, only if the document says, else null.
 - "relations": list of {{"from", "to", "relation", "quote"}} between two entity names.
-State only what the document says. Never invent a quote.
+- "summary": 1-3 sentences on what the document is about.
+Give every fact the document states: usually 5 to 15 claims, each with its own quote.
+State only what the document says. Never invent a quote. No " character inside a string.
 {FENCE_RULE}
 
 Example document:

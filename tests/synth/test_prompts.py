@@ -152,3 +152,55 @@ def test_judgement_names_only_claims_it_was_given():
         judge.Judgement.model_validate({"outcomes": [{"claim": "e1", "outcome": "unrelated"}]}, context=vc)
     with pytest.raises(ValidationError):
         judge.Judgement.model_validate({"outcomes": [{"claim": "n1", "outcome": "deleted"}]})
+
+
+def test_extraction_asks_for_every_field_with_the_summary_last():
+    schema = extract.Extraction.model_json_schema()
+    assert schema["required"] == ["title", "status", "entities", "claims", "relations", "summary"]
+    assert list(schema["properties"]) == schema["required"]  # a grammar generates them in this order
+    minimal = extract.Extraction.model_validate({"title": "t", "entities": [], "claims": [], "relations": [],
+                                                 "summary": "s"})
+    assert minimal.status is None  # servers that omit the status still validate
+    assert minimal.claims == []
+
+
+def test_a_stated_status_becomes_a_claim_about_the_document():
+    answer = extract.Extraction.model_validate({
+        "title": "21. Multi-cluster",
+        "status": "\u231b\ufe0f Superseded by [036. Multi-cluster](036-multi-cluster.md)",
+        "entities": [{"name": "Multi-cluster", "type": "concepts"}],
+        "claims": [{"entity": "Multi-cluster", "text": "Apps run on one cluster.", "quote": "one cluster"}],
+        "relations": [], "summary": "s",
+    })
+    status = answer.claims[0]
+    assert status.entity == "21. Multi-cluster"
+    assert status.text == "Status of 21. Multi-cluster: Superseded by 036. Multi-cluster"
+    assert status.quote == answer.status
+    assert [(e.name, e.type) for e in answer.entities] == [("Multi-cluster", "concepts"),
+                                                          ("21. Multi-cluster", "documents")]
+    again = extract.Extraction.model_validate(answer.model_dump(by_alias=True))
+    assert again.claims == answer.claims  # idempotent
+    assert again.entities == answer.entities
+
+
+def test_the_status_claim_is_grounded_like_any_other():
+    from synth.extract_flow import ground
+
+    doc = "# 18. Dedicated ingress\n\n## Status\n\nRejected (see [019](019-shared.md))\n\nWe will add controllers.\n"
+    honest = extract.Extraction.model_validate({"title": "18. Dedicated ingress", "status": "Rejected (see [019]",
+                                                "entities": [], "claims": [], "relations": [], "summary": "s"})
+    invented = extract.Extraction.model_validate({"title": "18. Dedicated ingress", "status": "Accepted in 2021",
+                                                  "entities": [], "claims": [], "relations": [], "summary": "s"})
+    kept = ground(doc, [(honest, "")])
+    assert [c.text for c, _, _ in kept.claims] == ["Status of 18. Dedicated ingress: Rejected (see 019"]
+    assert ground(doc, [(invented, "")]).claims == []  # a status the source does not state is rejected
+
+
+def test_the_judge_sees_which_document_each_claim_comes_from():
+    ctx = judge.JudgeContext("Multi-cluster", new=[judge.ClaimRef("n1", "a", observed="2024-01-02",
+                                                                  source="036-multi-cluster.md")],
+                             existing=[judge.ClaimRef("e1", "b", source="021-Multi-cluster.md")])
+    data = unfence(judge.build_messages(ctx)[1]["content"])
+    assert '"source": "036-multi-cluster.md"' in data
+    assert '"source": "021-Multi-cluster.md"' in data
+    assert "rejected" in judge.SYSTEM
