@@ -9,11 +9,19 @@ model call. Outcomes change statuses only, never text:
 - ``supersedes``: the existing claim becomes ``superseded`` (shown under "History", not as a dispute);
 - ``disputes``: both become ``disputed`` and a ``Contradiction`` row is opened;
 - ``unrelated``: nothing changes.
+
+Succession guard: a ``disputes`` between two sources that link to each other by file name (an ADR's
+"Superseded by [036](036-multi-cluster.md)", a later decision citing the one it replaces) is applied
+as ``supersedes``: documents that name each other form one line of revisions, not independent
+witnesses, so the later one (the new claim; claims are judged against those that entered the ledger
+before them) replaces the earlier. Independent sources that disagree stay disputes.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from rapidfuzz import fuzz
 from sqlalchemy import select
@@ -27,6 +35,8 @@ from synth.prompts import judge as judge_prompt
 NEIGHBOURS = 4
 MIN_SIMILARITY = 35.0
 MAX_NEW_PER_CALL = 10
+MIN_NAME_CHARS = 6
+LINKED = "one source links to the other, so the later one revises the earlier"
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,34 @@ class JudgeBatch:
     existing: list[judge_prompt.ClaimRef]
 
 
-def _ref(claim: Claim, observed: str | None) -> judge_prompt.ClaimRef:
-    return judge_prompt.ClaimRef(claim.id, claim.text, claim.valid_from, claim.valid_to, observed)
+def _ref(claim: Claim, observed: str | None, source: str | None = None) -> judge_prompt.ClaimRef:
+    return judge_prompt.ClaimRef(claim.id, claim.text, claim.valid_from, claim.valid_to, observed, source)
+
+
+def source_names(origin: str) -> set[str]:
+    """The names a document may be linked by: its file name and its stem, case-folded.
+
+    Only distinctive names count (at least ``MIN_NAME_CHARS`` long, holding a digit, ``-``, ``_`` or
+    ``.``), so a source called ``notes`` is not "linked" by every text that says "notes".
+    """
+    base = origin.replace("\\", "/").rsplit("/", 1)[-1].strip().casefold()
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    return {n for n in (base, stem) if len(n) >= MIN_NAME_CHARS and re.search(r"[\d._-]", n)}
+
+
+def names_source(text: str | None, origin: str) -> bool:
+    """Whether ``text`` names the document that arrived as ``origin`` (a link or a file name)."""
+    if not text:
+        return False
+    folded = unquote(text).casefold()
+    return any(
+        re.search(r"(?<![\w.-])" + re.escape(name) + r"(?![\w-])", folded) for name in source_names(origin)
+    )
+
+
+def linked(a: Source, b: Source) -> bool:
+    """Whether either source names the other (see the module docstring: succession guard)."""
+    return a.id != b.id and (names_source(a.text, b.origin) or names_source(b.text, a.origin))
 
 
 def plan_batches(session: Session, entity: Entity) -> tuple[list[JudgeBatch], list[str]]:
@@ -45,12 +81,13 @@ def plan_batches(session: Session, entity: Entity) -> tuple[list[JudgeBatch], li
     claims = session.scalars(
         select(Claim).where(Claim.entity_id == entity.id, Claim.status.in_(("active", "disputed")))
     ).all()
-    observed = {
-        sid: created.isoformat()
-        for sid, created in session.execute(
-            select(Source.id, Source.created_at).where(Source.id.in_({c.source_id for c in claims}))
-        )
-    }
+    observed: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for sid, created, origin in session.execute(
+        select(Source.id, Source.created_at, Source.origin).where(Source.id.in_({c.source_id for c in claims}))
+    ):
+        observed[sid] = created.isoformat()
+        names[sid] = origin.replace("\\", "/").rsplit("/", 1)[-1]
     order = {c.id: (c.created_at, c.id) for c in claims}
     new = [c for c in claims if not c.judged]
     lonely: list[str] = []
@@ -78,8 +115,11 @@ def plan_batches(session: Session, entity: Entity) -> tuple[list[JudgeBatch], li
         batches.append(
             JudgeBatch(
                 entity.name,
-                [_ref(c, observed.get(c.source_id)) for c, _ in chunk],
-                [_ref(o, observed.get(o.source_id)) for o in sorted(existing.values(), key=lambda o: o.id)],
+                [_ref(c, observed.get(c.source_id), names.get(c.source_id)) for c, _ in chunk],
+                [
+                    _ref(o, observed.get(o.source_id), names.get(o.source_id))
+                    for o in sorted(existing.values(), key=lambda o: o.id)
+                ],
             )
         )
     return batches, lonely
@@ -107,16 +147,20 @@ def apply_outcomes(
         other = session.get(Claim, o.other) if o.other else None
         if new is None or new.entity_id != entity_id or new.status != "active" or new.judged:
             continue
-        new.judgement = f"{o.outcome}: {o.reason}"[:2000]
+        outcome, reason = o.outcome, o.reason
         if other is None or other.entity_id != entity_id or other.status not in ("active", "disputed"):
+            new.judgement = f"{outcome}: {reason}"[:2000]
             continue
-        if o.outcome == "duplicate":
+        if outcome == "disputes" and _sources_linked(session, new, other):
+            outcome, reason = "supersedes", f"{LINKED} (the judge said: {reason})"
+        new.judgement = f"{outcome}: {reason}"[:2000]
+        if outcome == "duplicate":
             new.status = "duplicate"
             new.superseded_by = other.id
-        elif o.outcome == "supersedes":
+        elif outcome == "supersedes":
             other.status = "superseded"
             other.superseded_by = new.id
-        elif o.outcome == "disputes":
+        elif outcome == "disputes":
             new.status = "disputed"
             other.status = "disputed"
             a, b = sorted((new.id, other.id))
@@ -124,7 +168,7 @@ def apply_outcomes(
                 select(Contradiction.id).where(Contradiction.claim_a == a, Contradiction.claim_b == b)
             )
             if exists is None:
-                session.add(Contradiction(entity_id=entity_id, claim_a=a, claim_b=b, reason=o.reason[:2000]))
+                session.add(Contradiction(entity_id=entity_id, claim_a=a, claim_b=b, reason=reason[:2000]))
                 opened += 1
     for cid in judged_ids:
         claim = session.get(Claim, cid)
@@ -132,3 +176,8 @@ def apply_outcomes(
             claim.judged = True
     session.flush()
     return opened
+
+
+def _sources_linked(session: Session, a: Claim, b: Claim) -> bool:
+    sa, sb = session.get(Source, a.source_id), session.get(Source, b.source_id)
+    return sa is not None and sb is not None and linked(sa, sb)

@@ -1,8 +1,10 @@
 """Judgement prompt: new claims against the nearby active claims of the same entity.
 
 Outcomes (DESIGN section 1): ``duplicate`` (says the same), ``supersedes`` (newer value of the same
-attribute, e.g. a later decision or a changed value with a date), ``disputes`` (sources disagree), or
-``unrelated``. The candidate set is bounded by the caller (only claims close to the new ones).
+attribute, e.g. a later decision or a changed value with a date; an earlier decision superseded or
+rejected in favour of a later one is replaced, not disputed), ``disputes`` (sources disagree about the
+same thing at the same time), or ``unrelated``. The candidate set is bounded by the caller (only claims
+close to the new ones).
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ JudgeOutcomeName = Literal["duplicate", "supersedes", "disputes", "unrelated"]
 
 @dataclass(frozen=True)
 class ClaimRef:
-    """A claim as the judge sees it. ``observed`` is when its source was seen (ISO date)."""
+    """A claim as the judge sees it. ``observed`` is when its source was seen (ISO date); ``source`` is
+    the source's name (its file or upload name), so the model can tell which document said what."""
 
     id: str
     text: str
     valid_from: str | None = None
     valid_to: str | None = None
     observed: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,15 @@ class Judgement(BaseModel):
 
 
 SYSTEM = f"""You compare new facts about one entity with the facts the wiki already has.
+NEW claims entered the wiki after the EXISTING ones; "source" names the document each comes from.
 For every NEW claim, answer one outcome against the EXISTING claims:
 - "duplicate": it says the same as an existing claim;
-- "supersedes": it is a newer value of the same thing (a later date, a replaced decision);
-- "disputes": it contradicts an existing claim and neither is clearly newer;
-- "unrelated": it is about something else.
+- "supersedes": it replaces an existing claim: a newer value of the same thing (a later date), or a \
+later decision, version or status that replaces an earlier one (an earlier decision superseded, \
+rejected or deprecated in favour of a later one is replaced, not disputed);
+- "disputes": it contradicts an existing claim about the same thing at the same time and neither \
+replaces the other;
+- "unrelated": it is about something else, or both can be true.
 "other" is the id of the existing claim concerned (null for unrelated).
 Reply with one JSON object: {{"outcomes": [{{"claim": "<new id>", "outcome": "...", "other": "<id>", \
 "reason": "..."}}]}}.
@@ -87,6 +95,8 @@ def _row(c: ClaimRef) -> str:
         value = getattr(c, key)
         if value:
             row[key] = one_line(str(value), 40)
+    if c.source:
+        row["source"] = one_line(c.source, 120)
     return json.dumps(row, ensure_ascii=False)
 
 
