@@ -102,7 +102,12 @@ def worker(
     pool: str = "prefork",
     run_migrations: bool = True,
 ) -> None:
-    """Run a Celery worker in this process (``lore worker``); returns when it has shut down."""
+    """Run a Celery worker in this process (``lore worker``); returns when it has shut down.
+
+    Raises:
+        SystemExit: with Celery's exit status when the worker stopped on an error (for example an
+            unrecoverable broker error), so a supervisor restarting on failure sees it.
+    """
     if run_migrations:
         migrate(settings)
     wiring = Wiring(settings)
@@ -121,7 +126,14 @@ def worker(
         "--hostname", f"lore-{os.getpid()}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
+    from celery import signals
+
+    # worker_main returns nothing, whatever the worker's exit status; read it off the WorkController.
+    statuses: list[int] = []
+    signals.worker_shutdown.connect(lambda sender, **_: statuses.append(int(sender.exitcode or 0)), weak=False)
     app.worker_main(argv)
+    if statuses and statuses[-1]:
+        raise SystemExit(statuses[-1])
 
 
 def share_cpus(processes: int) -> None:
