@@ -357,16 +357,23 @@ class GitStore:
 
         Plumbing never starts git's auto-gc, so the store runs ``gc --auto`` (a no-op below git's
         thresholds, detached above them) at :meth:`init` and every ``GC_EVERY_WRITES`` commits.
+        A refresh that fails is tried once more after :meth:`recover_stale_locks` removed something:
+        an ``index.lock`` left by a killed ``git`` would otherwise stop every refresh for good.
         """
         self._published += 1
         if self._published % GC_EVERY_WRITES == 0:
             self._repo.run("gc", "--auto", "--quiet", check=False)
         if not self.refresh_worktree:
             return
-        try:
-            self._repo.refresh_worktree(self.ref)
-        except (StoreError, OSError, subprocess.SubprocessError) as exc:
-            log.warning("working tree of %s not refreshed: %s", self.root, exc)
+        for attempt in range(2):
+            try:
+                self._repo.refresh_worktree(self.ref)
+                return
+            except (StoreError, OSError, subprocess.SubprocessError) as exc:
+                if attempt == 0 and self.recover_stale_locks():
+                    continue
+                log.warning("working tree of %s not refreshed: %s", self.root, exc)
+                return
 
     def recover_stale_locks(self) -> builtins.list[Path]:
         """Remove lock files left behind by git processes that were killed.

@@ -11,13 +11,17 @@
   the ledger, the repository or the ingest folder. It is killed again (crash point ``after_ref``) after
   the raw bytes were committed but before the source row was: the retried upload reuses the committed
   bytes, so the source exists once with one raw commit. Each time the next API process starts and serves.
+- A ``git`` killed while it holds ``index.lock`` leaves the file behind; once it is stale, the next
+  publish removes it and the working tree people browse follows HEAD again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -25,6 +29,7 @@ import httpx
 import pytest
 
 from bench.fake_llm import FakeLLM
+from store.git_store import ABSENT, STALE_LOCK_MARGIN_S, GitStore
 from tests.services import RedisServer, free_port, wait_port
 from tests.workers.lore_cluster import LoreCluster, check_consistent, hellman_docs
 
@@ -199,3 +204,32 @@ def test_api_killed_during_an_upload_leaves_nothing_half_ingested(tmp_path, monk
     assert c.git("show", f"HEAD:raw/{name.rsplit('.', 1)[0]}.md").encode() == data
     c.git("fsck", "--strict")
     assert sorted(p.name for p in (c.repo / ".git").rglob("*.lock")) == []
+
+
+def test_a_git_killed_while_holding_the_index_lock_does_not_freeze_the_working_tree(tmp_path):
+    """A ``git commit`` waiting in its editor holds ``index.lock``; SIGKILL leaves the file behind. Once
+    the lock is stale, the next publish removes it and the working tree follows HEAD again."""
+    repo = tmp_path / "wiki"
+    store = GitStore(repo)
+    store.init()
+    editor = subprocess.Popen(
+        ["git", "-C", str(repo), "commit", "-a", "--allow-empty", "-q"],  # -a: the lock is held in the editor
+        env={**os.environ, "GIT_EDITOR": "sleep 120 #"}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    lock = repo / ".git" / "index.lock"
+    deadline = time.monotonic() + 30
+    while not lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lock.exists(), "git commit never took the index lock"
+    os.killpg(editor.pid, signal.SIGKILL)
+    editor.wait(30)
+    assert lock.exists()  # SIGKILL: git had no chance to remove it
+    crashed = time.time() - 2 * (store.lock_timeout_ms / 1000 + STALE_LOCK_MARGIN_S)
+    os.utime(lock, (crashed, crashed))  # the crash happened a while ago: the lock is stale by now
+
+    store.write({"wiki/after.md": b"written after the crash\n"}, {"wiki/after.md": ABSENT}, "After the crash")
+    assert not lock.exists()
+    assert (repo / "wiki" / "after.md").read_bytes() == b"written after the crash\n"
+    assert subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True,
+                          text=True, check=True).stdout == ""
