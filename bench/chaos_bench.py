@@ -19,11 +19,12 @@ manager would, and counts it (``runtime_restarts``). After the chaos, the faults
 ``duplicates``, ``applied_once``, ``fsck``, model calls and retries from the ``model_calls`` ledger, and
 ``longest_stall_s``, the longest time with open jobs and none finishing (a wedged worker shows there).
 
-Why ``victims`` exists: the embedded broker has no asynchronous I/O, so Celery runs its blocking prefork
-pool, whose children share one task pipe guarded by a process-shared lock. An idle child waits for the
-next task *holding* that lock; SIGKILL it and the lock is never released, so every other child, and every
-replacement, blocks forever (see docs/benchmarks.md, "Chaos"). ``busy`` kills only children that run a
-job, which exercises what Lore itself promises about interrupted jobs.
+Why ``victims`` exists: with ``lore up --pool prefork`` on the embedded broker, Celery's blocking prefork
+pool children share one task pipe guarded by a process-shared lock; an idle child waits for the next task
+*holding* that lock, and SIGKILL leaves it held, so every other child blocks forever (see
+docs/benchmarks.md, "Chaos"). This soak found it; ``lore up`` now runs separate solo workers by default
+and restarts any that dies, so ``any`` is the default victim choice. ``busy`` kills only processes that
+run a job.
 """
 
 from __future__ import annotations
@@ -96,12 +97,14 @@ def _children(pid: int) -> list[int]:
 
 
 def _worker_pool(up_pid: int) -> list[int]:
-    """Pids of the prefork children of ``lore up``'s worker."""
+    """Pids of the processes that run jobs: ``lore up``'s solo workers, or its prefork worker's children."""
+    found: list[int] = []
     for pid in _children(up_pid):
         with contextlib.suppress(OSError):
-            if b"\0worker\0" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return _children(pid)
-    return []
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"\0worker\0" in cmdline:
+                found += [pid] if b"\0solo\0" in cmdline else _children(pid)
+    return found
 
 
 class ReadSampler(threading.Thread):

@@ -137,7 +137,9 @@ def fake_llm(
 @app.command()
 def up(
     concurrency: int = typer.Option(None, help="Worker processes (default LORE_WORKER__CONCURRENCY)."),
-    pool: str = typer.Option("prefork", help="Celery pool: prefork (processes) or solo (one in-process)."),
+    pool: str = typer.Option(
+        "solo", help="solo: N single-process workers, each restarted if it dies; prefork: one worker, N children."
+    ),
     verbose: bool = typer.Option(False, help="Show the children's logs here instead of <data_dir>/logs."),
 ) -> None:
     """Run everything on this machine: model, worker, watcher on ./ingest, and the API on :8000."""

@@ -266,10 +266,21 @@ class Up:
         settings: validated settings.
         console: where start-up lines and intake lines go.
         concurrency: worker processes (default ``LORE_WORKER__CONCURRENCY``).
-        pool: Celery pool, ``prefork`` or ``solo``.
+        pool: ``solo`` (default): that many separate single-process workers, each restarted by this
+            supervisor when it dies; ``prefork``: one Celery worker with that many pool children.
         verbose: children log to the terminal instead of ``<data_dir>/logs``.
         worker_grace_s: how long a stopping worker may finish its running tasks before a cold shutdown.
+
+    Why separate solo workers: on the embedded broker Celery runs its blocking prefork pool, whose
+    children share one task pipe behind a process-shared lock; a child killed while it waits for a task
+    (SIGKILL, the OOM killer) dies holding that lock and every other child blocks forever. A solo worker
+    that dies takes nothing with it; the supervisor starts a new one and the sweep (which releases the
+    leases of dead processes on every tick) gives its job to the next free worker.
     """
+
+    #: A child restarted this many times within :attr:`CRASH_WINDOW_S` is crash-looping: stop everything.
+    MAX_RESTARTS = 5
+    CRASH_WINDOW_S = 60.0
 
     def __init__(
         self,
@@ -277,7 +288,7 @@ class Up:
         console: Console,
         *,
         concurrency: int | None = None,
-        pool: str = "prefork",
+        pool: str = "solo",
         verbose: bool = False,
         worker_grace_s: float = 20.0,
     ) -> None:
@@ -293,6 +304,7 @@ class Up:
         self.children: list[Child] = []
         self.watcher: Any = None
         self.wiring: Wiring | None = None
+        self.restarts: dict[str, list[float]] = {}
         self._stop = threading.Event()
 
     def _log_path(self, name: str) -> Path | None:
@@ -322,13 +334,9 @@ class Up:
         wiring.prepare_broker()
         self._say(f"  queue      {s.broker_url}")
         self._start_model()
-        worker_child = Child(
-            "worker",
-            _lore_command("worker", "--concurrency", str(self.concurrency), "--pool", self.pool, "--no-migrate"),
-            log_path=self._log_path("worker"),
-        )
+        workers = self._worker_children()
         api_child = Child("api", _lore_command("serve", "--no-migrate"), log_path=self._log_path("api"))
-        for child in (worker_child, api_child):
+        for child in (*workers, api_child):
             child.start()
             self.children.append(child)
         self._say(f"  worker     {self.concurrency} process(es), pool {self.pool}, logs {self.logs}")
@@ -344,6 +352,21 @@ class Up:
         threading.Thread(target=self._sweep_loop, name="lore-sweep", daemon=True).start()
         self._say(f"  ingest     drop files into {s.paths.ingest_dir.resolve()}")
         self._say(f"[bold green]ready[/bold green]  {url}  (Ctrl-C stops everything)")
+
+    def _worker_children(self) -> list[Child]:
+        if self.pool == "prefork":
+            argv = _lore_command("worker", "--concurrency", str(self.concurrency), "--pool", "prefork", "--no-migrate")
+            return [Child("worker", argv, log_path=self._log_path("worker"))]
+        # Each process gets its share of the CPUs for torch's thread pool (an explicit setting wins).
+        share = str(max(1, (os.cpu_count() or 1) // self.concurrency))
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env.setdefault(var, share)
+        argv = _lore_command("worker", "--concurrency", "1", "--pool", "solo", "--no-migrate")
+        return [
+            Child(f"worker-{i}", argv, log_path=self._log_path(f"worker-{i}"), env=env)
+            for i in range(1, self.concurrency + 1)
+        ]
 
     def _unfinished_jobs(self) -> int:
         from store.jobs import job_counts
@@ -384,15 +407,19 @@ class Up:
         assert self.wiring is not None
         while not self._stop.wait(self.settings.worker.sweep_interval_s):
             try:
-                self.wiring.sweep()
+                self.wiring.sweep(release_dead=True)
             except Exception as exc:  # the next tick tries again
                 log.warning("sweep failed: %s", exc)
 
     def _supervise(self) -> int:
         while not self._stop.wait(0.5):
             for child in self.children:
-                if child.poll() is not None:
-                    self._say(f"[red]{child.name} stopped unexpectedly (exit {child.poll()})[/red]")
+                code = child.poll()
+                if code is None:
+                    continue
+                if self._stop.is_set():
+                    return 0
+                if not self._restart(child, code):
                     tail = child.log_tail()
                     if tail:
                         self._say(tail, markup=False)
@@ -402,6 +429,22 @@ class Up:
                 return 1
         return 0
 
+    def _restart(self, child: Child, code: int) -> bool:
+        """Start a child that died again; False when it is crash-looping (then everything stops)."""
+        now = time.monotonic()
+        recent = [t for t in self.restarts.get(child.name, []) if now - t < self.CRASH_WINDOW_S]
+        if len(recent) >= self.MAX_RESTARTS:
+            self._say(
+                f"[red]{child.name} stopped unexpectedly (exit {code}) {len(recent) + 1} times within "
+                f"{self.CRASH_WINDOW_S:.0f} s; stopping[/red]"
+            )
+            return False
+        self.restarts[child.name] = [*recent, now]
+        self._say(f"[yellow]{child.name} stopped unexpectedly (exit {code}); restarting it[/yellow]")
+        child.stop()  # the dead child's leftovers (its process group) go with it; closes its log
+        child.start()
+        return True
+
     def _shutdown(self) -> None:
         self._stop.set()
         if self.children or self.watcher is not None or self.model is not None:
@@ -409,7 +452,7 @@ class Up:
         if self.watcher is not None:
             self.watcher.stop()
         for child in reversed(self.children):  # api, then worker
-            if child.name == "worker":
+            if child.name.startswith("worker"):
                 child.stop(((signal.SIGTERM, self.worker_grace_s), (signal.SIGQUIT, 10.0)))
             else:
                 child.stop(((signal.SIGTERM, 10.0),))

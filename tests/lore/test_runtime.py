@@ -145,7 +145,7 @@ def test_newcomer_make_run_copy_five_files_read_the_pages(tmp_path, shared_data)
                             missing.append(path)
                 return not missing
 
-            worker_log = clone / "data" / "logs" / "worker.log"
+            worker_log = clone / "data" / "logs" / "worker-1.log"
             _wait(all_done, 300, "five sources to be done", worker_log)
             _wait(pages_published, 120, "their pages to be committed and served", worker_log)
             sources = _sources(api)
@@ -154,7 +154,18 @@ def test_newcomer_make_run_copy_five_files_read_the_pages(tmp_path, shared_data)
             _git(repo, "fsck", "--strict")
             lore_up = int((clone / "data" / "lore-up.lock").read_text())
             kids = _children(lore_up)
-            assert len(kids) == 2  # worker and api (the model server is the fake one)
+            assert len(kids) == 3  # two solo workers (LORE_WORKER__CONCURRENCY=2) and the api; the model is the fake
+            # A worker killed outright (the OOM killer's way) is replaced and the work goes on.
+            workers = [pid for pid in kids if b"\0worker\0" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            assert len(workers) == 2, kids
+            os.kill(workers[0], signal.SIGKILL)
+            _wait(lambda: len(_children(lore_up)) == 3 and workers[0] not in _children(lore_up), 60,
+                  "a replacement worker", log)
+            _copy_into(clone / "ingest", shared_data, ("ops/moj-adrs/004-use-kubernetes-for-container-management.md",))
+            _wait(lambda: len(_sources(api)) == 6 and all(s["status"] == "done" for s in _sources(api)), 300,
+                  "a sixth source to be done after the kill", worker_log)
+            assert "worker-1 stopped unexpectedly (exit -9); restarting it" in log.read_text(errors="replace")
+            kids = _children(lore_up)
         finally:
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches make and `lore up`
             proc.wait(90)
@@ -208,7 +219,7 @@ def test_a_hard_kill_loses_nothing_and_the_next_start_resumes(tmp_path, shared_d
                 sources_done = len(rows) == len(names) and all(r[1] == "done" for r in rows)
                 return sources_done and all(state == "done" for _k, state, _a in _jobs_from_db(tmp_path))
 
-            worker_log = tmp_path / "data" / "logs" / "worker.log"
+            worker_log = tmp_path / "data" / "logs" / "worker-1.log"
             _wait(all_done, 300, "every source and job to finish after the restart", worker_log)
         finally:
             second.send_signal(signal.SIGTERM)
