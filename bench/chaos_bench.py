@@ -309,7 +309,7 @@ def run_chaos_bench(
         **result,
         "budget": {"retries": retries, "first_attempts": first, "spent": round(retries / max(1, first), 3),
                    "cap_ratio": RETRY_BUDGET_RATIO, "cap_min_per_window": 3, "window_s": 60,
-                   "scope": "per worker process"},
+                   "scope": "ledger, shared by every worker process"},
         "reads": len(during),
         "read_errors": sum(1 for _, ok, _ in during if not ok),
         "p50_read_ms": _percentile(latencies, 0.50),

@@ -479,7 +479,9 @@ def eval_conflicts(
             urls = model_urls(s)
 
         def make_client(factory):  # type: ignore[no-untyped-def]
-            return build_model_client(s, urls, make_recorder(factory), model="fake-llm" if fake else None)
+            return build_model_client(
+                s, urls, make_recorder(factory), model="fake-llm" if fake else None, session_factory=factory
+            )
 
         def progress(i: int, n: int) -> None:
             console.print(f"record {i}/{n}")

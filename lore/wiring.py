@@ -96,9 +96,19 @@ def make_recorder(session_factory: sessionmaker[Session]) -> Callable[[CallRecor
 
 
 def build_model_client(
-    settings: Settings, urls: list[str], recorder: Callable[[CallRecord], None], *, model: str | None = None
+    settings: Settings,
+    urls: list[str],
+    recorder: Callable[[CallRecord], None],
+    *,
+    model: str | None = None,
+    session_factory: sessionmaker[Session] | None = None,
 ) -> ModelClient:
-    """The model client for ``urls`` (in fallback order) with every knob from ``settings.llm``."""
+    """The model client for ``urls`` (in fallback order) with every knob from ``settings.llm``.
+
+    With ``session_factory`` the retry budget is the ledger's, shared by every process on it; without,
+    it is this process's own.
+    """
+    from store.retry_budget import LedgerRetryBudget
     from synth.budget import InMemoryRetryBudget
     from synth.client import Endpoint, ModelClient, Sampling, Timeouts
 
@@ -118,7 +128,11 @@ def build_model_client(
         breaker_failures=llm.breaker_failures,
         breaker_reset_s=llm.breaker_reset_s,
         thinking=llm.thinking,
-        retry_budget=InMemoryRetryBudget(llm.retry_budget_ratio),
+        retry_budget=(
+            LedgerRetryBudget(session_factory, llm.retry_budget_ratio)
+            if session_factory is not None
+            else InMemoryRetryBudget(llm.retry_budget_ratio)
+        ),
         recorder=recorder,
     )
 
@@ -228,7 +242,12 @@ class Wiring:
 
     @cached_property
     def model_client(self) -> ModelClient:
-        client = build_model_client(self.settings, model_urls(self.settings), make_recorder(self.session_factory))
+        client = build_model_client(
+            self.settings,
+            model_urls(self.settings),
+            make_recorder(self.session_factory),
+            session_factory=self.session_factory,
+        )
         self._closers.append(client.close)
         return client
 

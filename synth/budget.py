@@ -7,8 +7,9 @@ shared by all calls caps the extra load to ``ratio`` of the real traffic. A retr
 
 ``RetryBudget`` is the interface the model client depends on; ``InMemoryRetryBudget`` is the
 one-process implementation (a token bucket whose deposits expire: each first attempt deposits
-``ratio`` tokens, each retry withdraws one, and both are forgotten after ``window_s``). A database- or
-Redis-backed budget shared by every worker can be plugged in later with the same two methods.
+``ratio`` tokens, each retry withdraws one, and both are forgotten after ``window_s``).
+``store.retry_budget.LedgerRetryBudget`` implements the same two methods over the ledger's
+``model_calls`` rows, so every worker process shares one budget; ``lore.wiring`` uses that one.
 """
 
 from __future__ import annotations
