@@ -278,7 +278,7 @@ class Up:
     leases of dead processes on every tick) gives its job to the next free worker.
     """
 
-    #: A child restarted this many times within :attr:`CRASH_WINDOW_S` is crash-looping: stop everything.
+    #: A child that fails by itself this many times within :attr:`CRASH_WINDOW_S` is crash-looping.
     MAX_RESTARTS = 5
     CRASH_WINDOW_S = 60.0
 
@@ -430,16 +430,23 @@ class Up:
         return 0
 
     def _restart(self, child: Child, code: int) -> bool:
-        """Start a child that died again; False when it is crash-looping (then everything stops)."""
+        """Start a child that died again; False when it is crash-looping (then everything stops).
+
+        A child killed by a signal (SIGKILL, the OOM killer) is always started again. A child that exited
+        with an error status by itself more than :attr:`MAX_RESTARTS` times within
+        :attr:`CRASH_WINDOW_S` is failing on its own (bad settings, an unreachable broker): restarting it
+        would only hide that, so everything stops with its last log lines.
+        """
         now = time.monotonic()
         recent = [t for t in self.restarts.get(child.name, []) if now - t < self.CRASH_WINDOW_S]
-        if len(recent) >= self.MAX_RESTARTS:
+        if code > 0 and len(recent) >= self.MAX_RESTARTS:
             self._say(
                 f"[red]{child.name} stopped unexpectedly (exit {code}) {len(recent) + 1} times within "
                 f"{self.CRASH_WINDOW_S:.0f} s; stopping[/red]"
             )
             return False
-        self.restarts[child.name] = [*recent, now]
+        if code > 0:
+            self.restarts[child.name] = [*recent, now]
         self._say(f"[yellow]{child.name} stopped unexpectedly (exit {code}); restarting it[/yellow]")
         child.stop()  # the dead child's leftovers (its process group) go with it; closes its log
         child.start()
