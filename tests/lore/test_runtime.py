@@ -267,3 +267,34 @@ def test_up_stops_cleanly_when_start_up_fails(tmp_path, monkeypatch):
     # the lock is released: a second attempt fails the same way, not with "already running"
     with pytest.raises(Exception, match="no-model.gguf"):
         Up(settings, console).run()
+
+
+def test_killed_children_are_always_restarted_failing_ones_only_until_they_crash_loop(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from lore.config import load_settings
+    from lore.process import Child
+
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("LORE_")]:
+        monkeypatch.delenv(key)
+    out = io.StringIO()
+    up = Up(load_settings(), Console(file=out, width=200))
+    failing = Child("worker-1", ["sh", "-c", "exit 3"])
+    killed = Child("worker-2", ["sh", "-c", "kill -9 $$"])
+    for child in (failing, killed):
+        child.start()
+    for _ in range(3 * Up.MAX_RESTARTS):  # killed ones: restarted every time, however often
+        killed.proc.wait(10)
+        assert up._restart(killed, killed.poll())
+    for _ in range(Up.MAX_RESTARTS):  # failing by itself: restarted up to the limit ...
+        failing.proc.wait(10)
+        assert up._restart(failing, failing.poll())
+    failing.proc.wait(10)
+    assert not up._restart(failing, failing.poll())  # ... then it is a crash loop and everything stops
+    killed.stop()
+    text = out.getvalue()
+    assert "worker-2 stopped unexpectedly (exit -9); restarting it" in text
+    assert f"worker-1 stopped unexpectedly (exit 3) {Up.MAX_RESTARTS + 1} times within 60 s; stopping" in text
