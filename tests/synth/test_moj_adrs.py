@@ -1,0 +1,141 @@
+"""Supersession over time with the real local model (issue 6, case 3): four MoJ ADRs ingested in order.
+
+ADR 018 ("Dedicated Ingress Controllers") was rejected in favour of 019; ADR 021 ("Multi-cluster") is
+superseded by 036. After ingesting 018, 019, 021 and 036 one after the other, the pages must say so
+(a cited claim or a History entry) and ``wiki/contradictions.md`` must not list a dispute between
+either pair. The assertions are about meaning, never about the model's exact wording.
+
+Slow (many minutes on two CPU cores), and still part of `make test`. The pages and the contradictions
+page are printed and written to ``artifacts/moj-adrs/`` so the run log shows what the model produced.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from lore.config import DEFAULT_MODEL_FILE
+from lore.llama_server import LlamaServer
+from store.models import Claim, Contradiction, Entity, Source
+from synth.client import Endpoint, ModelClient, Sampling, Timeouts
+from synth.lint_service import lint_wiki
+from tests.services import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(5400)]
+
+MODEL = Path(sys.prefix) / "share" / "lore" / DEFAULT_MODEL_FILE
+ADRS = ("018-Dedicated-Ingress-Controllers.md", "019-Shared-Ingress-Controllers.md", "021-Multi-cluster.md",
+        "036-multi-cluster.md")
+SUCCESSIONS = (("021", "036"), ("018", "019"))  # (earlier, later)
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory) -> Iterator[LlamaServer]:
+    if not MODEL.is_file():
+        pytest.fail(f"embedded model missing at {MODEL}: run `make setup`")
+    server = LlamaServer(MODEL, alias="qwen2.5-coder-1.5b-instruct", port=free_port(), context_tokens=8192,
+                         log_path=tmp_path_factory.mktemp("llama") / "server.log")
+    server.start(timeout_s=300)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _stated(claims: list[Claim], word: str, number: str) -> list[Claim]:
+    """Claims whose text or quote uses ``word`` (a stem) and names document ``number`` (leading zeros free)."""
+    n = re.compile(r"(?<!\d)0*" + number.lstrip("0") + r"(?!\d)")
+    return [c for c in claims if word in f"{c.text} {c.quote}".casefold() and n.search(f"{c.text} {c.quote}")]
+
+
+def _report(capsys, out: Path, name: str, text: str) -> None:
+    """Write ``text`` to the artifacts folder and to the terminal (shown in the run log even on success)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name.replace("/", "__")).write_text(text)
+    with capsys.disabled():
+        sys.stdout.write(f"\n===== {name} =====\n{text}")
+
+
+def test_moj_adrs_supersession_with_the_real_model(tmp_path, llama, shared_data, artifacts_dir, capsys):
+    from lore.wiring import make_recorder
+    from store.db import make_engine, make_session_factory
+    from store.git_store import GitStore
+    from store.migrate import upgrade
+    from synth.deps import SynthDeps
+    from synth.runner import drain
+    from tests.synth.conftest import Wiki
+
+    url = f"sqlite:///{tmp_path / 'lore.db'}"
+    upgrade(url)
+    factory = make_session_factory(make_engine(url))
+    store = GitStore(tmp_path / "wiki")
+    store.init()
+    client = ModelClient(
+        [Endpoint(llama.base_url, "qwen2.5-coder-1.5b-instruct", dialect="llamacpp")],
+        context_tokens=8192,
+        sampling=Sampling(temperature=0.0, max_tokens=1500),
+        timeouts=Timeouts(connect_s=5.0, read_s=1800.0, total_s=3600.0),
+        max_retries=1,
+        recorder=make_recorder(factory),
+    )
+    deps = SynthDeps(factory, store, client, catalog_debounce_s=0.0, chunk_tokens=1200)
+    wiki = Wiki(deps, tmp_path, None)  # type: ignore[arg-type]
+    ids: dict[str, str] = {}
+    for name in ADRS:  # in order: each one is read, judged and rendered before the next arrives
+        started = time.monotonic()
+        (ids[name[:3]],) = wiki.ingest(shared_data / "ops/moj-adrs" / name)
+        outcomes = drain(deps)
+        with capsys.disabled():
+            sys.stdout.write(f"\n{name}: {outcomes} in {time.monotonic() - started:.0f}s")
+
+    out = artifacts_dir / "moj-adrs"
+    with factory() as s:
+        sources = {k: s.get(Source, v) for k, v in ids.items()}
+        claims = {k: list(s.scalars(select(Claim).where(Claim.source_id == v))) for k, v in ids.items()}
+        entities = {e.id: e for e in s.scalars(select(Entity))}
+        contradictions = list(s.scalars(select(Contradiction).where(Contradiction.status == "open")))
+        by_id = {c.id: c for cs in claims.values() for c in cs}
+        ledger = [
+            f"{k} {c.status:10} [{entities[c.entity_id].name}] {c.text} | quote: {c.quote} | {c.judgement or ''}"
+            for k, cs in claims.items() for c in cs
+        ]
+        findings = lint_wiki(s, store)
+        statuses = {k: (src.status, src.error) for k, src in sources.items()}
+    contradictions_md = store.read("wiki/contradictions.md").content.decode()
+    pages = {}
+    for path in sorted({entities[c.entity_id].page_path for cs in claims.values() for c in cs}):
+        content = store.read(path).content
+        if content is not None:
+            pages[path] = content.decode()
+    _report(capsys, out, "ledger.txt", "\n".join(ledger) + "\n")
+    for path, text in pages.items():
+        _report(capsys, out, path, text)
+    _report(capsys, out, "wiki/contradictions.md", contradictions_md)
+
+    assert {k: st for k, (st, _) in statuses.items()} == dict.fromkeys(ids, "done"), statuses
+    assert [f for f in findings if f.severity == "error"] == []
+
+    # No open dispute between a document and the one that replaced it, in the ledger or on the page.
+    for earlier, later in SUCCESSIONS:
+        pair = {ids[earlier], ids[later]}
+        crossing = [x for x in contradictions
+                    if {by_id[x.claim_a].source_id, by_id[x.claim_b].source_id} == pair
+                    if x.claim_a in by_id and x.claim_b in by_id]
+        assert crossing == [], (earlier, later, [x.reason for x in crossing])
+        for block in contradictions_md.split("**Sources disagree**")[1:]:
+            cited = {k for k, src in sources.items() if f"sources/{src.slug}" in block}
+            assert {earlier, later} - cited, (earlier, later, block)
+
+    # The pages say that 021 was superseded by 036 and that 018 was rejected in favour of 019: a claim
+    # of the earlier ADR states it, and that claim is shown (Facts or History) with its footnote.
+    for earlier, later, word in (("021", "036", "supersed"), ("018", "019", "reject")):
+        stated = _stated([c for c in claims[earlier] if c.status != "retracted"], word, later)
+        assert stated, (earlier, word, later, [c.text for c in claims[earlier]])
+        shown = [c for c in stated if f"[^{c.id}]" in pages.get(entities[c.entity_id].page_path, "")]
+        assert shown, (earlier, [(c.id, entities[c.entity_id].page_path) for c in stated])
