@@ -166,9 +166,10 @@ SYSTEM = f"""You read one document and extract knowledge for a wiki. Reply with 
 - "status": the document's own status line if it has one (proposed, accepted, rejected, deprecated, \
 superseded by another document...), copied exactly; else null.
 - "entities": list of {{"name", "type", "aliases", "description"}}; type is one of {", ".join(ENTITY_TYPES)}.
-- "claims": list of {{"entity", "text", "quote", "valid_from", "valid_to"}}: one atomic fact each; "entity" \
-is a name from "entities"; "quote" is a short phrase copied exactly from the document; "valid_from" and \
-"valid_to" are when the fact became or stopped being true, only if the document says, else null.
+- "claims": list of {{"entity", "text", "quote", "valid_from", "valid_to"}}: one atomic fact each, never \
+repeated for several entities; "entity" is a name from "entities"; "quote" is a short phrase copied \
+exactly from the document; "valid_from" and "valid_to" are when the fact became or stopped being true, \
+only if the document says, else null.
 - "relations": list of {{"from", "to", "relation", "quote"}} between two entity names.
 - "summary": 1-3 sentences on what the document is about.
 Give every fact the document states: usually 5 to 15 claims, each with its own quote.

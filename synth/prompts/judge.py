@@ -77,12 +77,13 @@ SYSTEM = f"""You compare new facts about one entity with the facts the wiki alre
 NEW claims entered the wiki after the EXISTING ones; "source" names the document each comes from.
 For every NEW claim, answer one outcome against the EXISTING claims:
 - "duplicate": it says the same as an existing claim;
-- "supersedes": it replaces an existing claim: a newer value of the same thing (a later date), or a \
-later decision, version or status that replaces an earlier one (an earlier decision superseded, \
-rejected or deprecated in favour of a later one is replaced, not disputed);
-- "disputes": it contradicts an existing claim about the same thing at the same time and neither \
+- "supersedes": it replaces an existing claim: a newer value of the same attribute (the same setting, \
+number, owner, status or decision), or a later decision that replaces an earlier one (an earlier \
+decision superseded, rejected or deprecated in favour of a later one is replaced, not disputed);
+- "disputes": it contradicts an existing claim about the same attribute at the same time and neither \
 replaces the other;
-- "unrelated": it is about something else, or both can be true.
+- "unrelated": it is about another attribute or event, or both can be true (a later date alone does \
+not make a claim replace another).
 "other" is the id of the existing claim concerned (null for unrelated).
 Reply with one JSON object: {{"outcomes": [{{"claim": "<new id>", "outcome": "...", "other": "<id>", \
 "reason": "..."}}]}}.
