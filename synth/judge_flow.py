@@ -10,7 +10,7 @@ model call. Outcomes change statuses only, never text:
 - ``disputes``: both become ``disputed`` and a ``Contradiction`` row is opened;
 - ``unrelated``: nothing changes.
 
-Succession guard: a ``disputes`` between two sources that link to each other by file name (an ADR's
+Succession guard: a ``disputes`` between two sources one of which links to the other by file name (an ADR's
 "Superseded by [036](036-multi-cluster.md)", a later decision citing the one it replaces) is applied
 as ``supersedes``: documents that name each other form one line of revisions, not independent
 witnesses, so the later one (the new claim; claims are judged against those that entered the ledger
@@ -53,12 +53,14 @@ def _ref(claim: Claim, observed: str | None, source: str | None = None) -> judge
 def source_names(origin: str) -> set[str]:
     """The names a document may be linked by: its file name and its stem, case-folded.
 
-    Only distinctive names count (at least ``MIN_NAME_CHARS`` long, holding a digit, ``-``, ``_`` or
-    ``.``), so a source called ``notes`` is not "linked" by every text that says "notes".
+    Only distinctive names count: the stem is at least ``MIN_NAME_CHARS`` long and holds a digit, ``-``
+    or ``_`` (``036-multi-cluster``), so ``notes.md`` or ``README.md`` never "link" two documents.
     """
     base = origin.replace("\\", "/").rsplit("/", 1)[-1].strip().casefold()
     stem = base.rsplit(".", 1)[0] if "." in base else base
-    return {n for n in (base, stem) if len(n) >= MIN_NAME_CHARS and re.search(r"[\d._-]", n)}
+    if len(stem) < MIN_NAME_CHARS or not re.search(r"[\d_-]", stem):
+        return set()
+    return {base, stem}
 
 
 def names_source(text: str | None, origin: str) -> bool:

@@ -68,6 +68,8 @@ def test_source_names_are_distinctive_file_names():
     assert source_names("adrs/036-multi-cluster.md") == {"036-multi-cluster.md", "036-multi-cluster"}
     assert source_names("unnamed") == set()
     assert source_names("notes") == set()  # a plain word would "link" every text that uses it
+    assert source_names("docs/README.md") == set()
+    assert source_names("adr-7.md") == set()  # too short to be distinctive
     assert names_source("see [ADR 36](036-Multi-Cluster.md)", "x/036-multi-cluster.md")
     assert names_source("see [[036-multi-cluster]]", "036-multi-cluster.md")
     assert names_source("see [PM](PM2020-007%20-%20Unhealthy%20nodes.md)", "PM2020-007 - Unhealthy nodes.md")
