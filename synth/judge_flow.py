@@ -19,6 +19,7 @@ before them) replaces the earlier. Independent sources that disagree stay disput
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -29,8 +30,11 @@ from sqlalchemy.orm import Session
 
 from store.models import Claim, Contradiction, Entity, Source
 from synth.deps import SynthDeps
+from synth.errors import InvalidAnswer
 from synth.grounding import normalise
 from synth.prompts import judge as judge_prompt
+
+log = logging.getLogger(__name__)
 
 NEIGHBOURS = 4
 MIN_SIMILARITY = 35.0
@@ -128,14 +132,25 @@ def plan_batches(session: Session, entity: Entity) -> tuple[list[JudgeBatch], li
 
 
 def ask(deps: SynthDeps, batch: JudgeBatch, job_id: int) -> list[judge_prompt.JudgeOutcome]:
+    """The model's outcomes for one batch; none when its answer stays invalid after the client's repair.
+
+    An answer that names claims it was not given (a new claim as ``other``) is repaired once by the
+    client; if it is still invalid the batch is left as it is (every claim stays active, as with no
+    candidate), because a deterministic model gives the same answer on every retry and a render that
+    can never finish would keep the source from ``done`` forever.
+    """
     ctx = judge_prompt.JudgeContext(batch.entity, tuple(batch.new), tuple(batch.existing))
-    done = deps.client.complete(
-        "judge",
-        judge_prompt.build_messages(ctx),
-        judge_prompt.Judgement,
-        job_id=job_id,
-        validation_context=judge_prompt.validation_context(ctx),
-    )
+    try:
+        done = deps.client.complete(
+            "judge",
+            judge_prompt.build_messages(ctx),
+            judge_prompt.Judgement,
+            job_id=job_id,
+            validation_context=judge_prompt.validation_context(ctx),
+        )
+    except InvalidAnswer as exc:
+        log.warning("judge answer invalid for %s, its claims stay as they are: %s", batch.entity, exc)
+        return []
     return list(done.value.outcomes)
 
 

@@ -84,7 +84,7 @@ decision superseded, rejected or deprecated in favour of a later one is replaced
 replaces the other;
 - "unrelated": it is about another attribute or event, or both can be true (a later date alone does \
 not make a claim replace another).
-"other" is the id of the existing claim concerned (null for unrelated).
+"other" is the id of the EXISTING claim concerned, never a NEW one (null for unrelated).
 Reply with one JSON object: {{"outcomes": [{{"claim": "<new id>", "outcome": "...", "other": "<id>", \
 "reason": "..."}}]}}.
 {FENCE_RULE}"""

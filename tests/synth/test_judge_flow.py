@@ -81,3 +81,18 @@ def test_source_names_are_distinctive_file_names():
     assert linked(a, b)
     assert linked(b, a)  # either direction is enough
     assert not linked(a, a)
+
+
+def test_an_answer_that_stays_invalid_leaves_the_batch_as_it_is(tmp_path, fake_llm):
+    from synth.judge_flow import JudgeBatch, ask
+    from synth.prompts.judge import ClaimRef
+    from tests.synth.conftest import make_wiki
+
+    deps = make_wiki(tmp_path, fake_llm).deps
+    batch = JudgeBatch("Kafka", [ClaimRef("n1", "Kafka runs on 5 brokers.")],
+                       [ClaimRef("e1", "Kafka runs on 3 brokers.")])
+    fake_llm.script("ignore_schema", "ignore_schema")  # the answer and its repair both miss the schema
+    assert ask(deps, batch, job_id=1) == []
+    outcomes = ask(deps, batch, job_id=1)  # a valid answer is used as it is
+    assert [(o.claim, o.other) for o in outcomes] == [("n1", "e1")]
+    assert outcomes[0].outcome in ("supersedes", "disputes")
