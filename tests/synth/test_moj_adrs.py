@@ -12,6 +12,7 @@ page are printed and written to ``artifacts/moj-adrs/`` so the run log shows wha
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -95,6 +96,7 @@ def test_moj_adrs_supersession_with_the_real_model(tmp_path, llama, shared_data,
             sys.stdout.write(f"\n{name}: {outcomes} in {time.monotonic() - started:.0f}s")
 
     out = artifacts_dir / "moj-adrs"
+    shutil.rmtree(out, ignore_errors=True)  # this run's pages only
     with factory() as s:
         sources = {k: s.get(Source, v) for k, v in ids.items()}
         claims = {k: list(s.scalars(select(Claim).where(Claim.source_id == v))) for k, v in ids.items()}
