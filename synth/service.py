@@ -26,6 +26,7 @@ from store.jobs import claim_job, complete_job, defer_job, fail_job
 from store.models import Job, Source
 from synth.deps import SynthDeps
 from synth.errors import ContextOverflow, ExtractionRejected, InvalidAnswer, ModelUnavailable, OutputTruncated
+from synth.render_flow import request_catalog
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,16 @@ def run_job(deps: SynthDeps, job_id: int) -> str:
             delay = 1.0 if transient_infra else BACKOFF_S[min(live.attempts - 1, len(BACKOFF_S) - 1)]
             fail_job(session, live, reason + "\n" + traceback.format_exc(limit=3), retry_in_s=delay,
                      permanent=permanent)
+            catalog_job = None
             if live.state == "dead" and live.source_id and live.kind == "extract":
                 src = session.get(Source, live.source_id)
                 if src is not None and src.status not in ("retracted", "replaced"):
                     src.status = "failed"
                     src.error = reason
+                    catalog_job = request_catalog(session, deps)  # the log and index list it with its reason
             state = live.state
+        if catalog_job is not None:
+            deps.dispatch([catalog_job])
         return "dead" if state == "dead" else "retry"
     with deps.session_factory() as session, session.begin():
         live = session.get(Job, job.id)

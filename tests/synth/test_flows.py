@@ -48,3 +48,24 @@ def test_lint_passes_on_a_synthesized_wiki(wiki, shared_data):
         findings = lint_wiki(s, wiki.deps.store)
     errors = [f for f in findings if f.severity == "error"]
     assert errors == []
+
+
+def test_a_source_that_fails_is_listed_in_the_log_with_its_reason(tmp_path, shared_data):
+    from bench.fake_llm import FakeLLM
+    from synth.lint_service import lint_wiki
+    from tests.synth.conftest import make_wiki
+
+    doc = sorted((shared_data / "ops/dfds-postmortems/docs").glob("*.md"))[0]
+    with FakeLLM(context_tokens=1500) as fake:  # the server refuses the prompt as too long: permanent
+        wiki = make_wiki(tmp_path, fake)
+        (sid,) = wiki.ingest(doc)
+        wiki.run()
+    with wiki.deps.session_factory() as s:
+        source = s.get(Source, sid)
+        assert source.status == "failed"
+        assert source.error
+        findings = lint_wiki(s, wiki.deps.store)
+    log_md = wiki.deps.store.read("wiki/log.md").content.decode()
+    assert "failed" in log_md
+    assert (source.title or source.origin) in log_md
+    assert not [f for f in findings if f.kind == "catalog-drift"], findings
