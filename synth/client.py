@@ -12,7 +12,9 @@ class (DESIGN section 3):
   in order and the answer names the one that produced it; with every breaker open ``ModelUnavailable``
   tells the job how long to wait;
 - the prompt size is checked before the call; a context-length 400 is ``ContextOverflow``, never retried;
-- ``finish_reason == "length"`` is ``OutputTruncated``;
+- ``finish_reason == "length"`` is asked again once with an instruction to answer shorter (a small
+  model at temperature 0 that loops on a junk document loops the same way on a plain retry); cut off
+  again is ``OutputTruncated``, which the job treats as permanent;
 - an answer that fails validation is repaired once: the validation error goes back to the model in one
   more call; still invalid is ``InvalidAnswer``.
 
@@ -65,6 +67,10 @@ _CONTEXT_MSG = re.compile(
 REPAIR_INSTRUCTION = (
     "Your answer above does not match the required JSON schema: {errors}\n"
     "Reply again with only the corrected JSON object."
+)
+SHORTEN_INSTRUCTION = (
+    "Your previous answer was cut off: it went past the output limit of {max_tokens} tokens. "
+    "Answer again with a shorter JSON object: fewer items, short strings, and no item repeated."
 )
 
 
@@ -122,6 +128,7 @@ class _Call:
     attempts: int = 0
     retries: int = 0
     repaired: bool = False
+    shortened: bool = False
     usage: Usage = field(default_factory=Usage)
 
 
@@ -238,7 +245,7 @@ class ModelClient:
         Raises:
             ContextOverflow: the prompt does not fit (checked locally, or the server said so).
             ModelUnavailable: every endpoint is down, retries or the retry budget ran out.
-            OutputTruncated: the answer hit the token limit.
+            OutputTruncated: the answer hit the token limit, and again when asked to answer shorter.
             InvalidAnswer: the answer stayed invalid after one repair call.
             RequestRejected: the server refused the request (4xx).
         """
@@ -282,7 +289,13 @@ class ModelClient:
             if finish == "length":
                 msg = f"answer cut at max_tokens={sampling.max_tokens}"
                 self._record(call, endpoint, call.attempts, "truncated", started, usage, error=msg)
-                raise OutputTruncated(msg)
+                if call.shortened:
+                    raise OutputTruncated(f"{msg}, twice (the second time asked to answer shorter)")
+                call.shortened = True
+                sent = [*sent, {"role": "user", "content": SHORTEN_INSTRUCTION.format(max_tokens=sampling.max_tokens)}]
+                if estimate_tokens(sent, self._tokenizer) + sampling.max_tokens > self.context_tokens:
+                    raise OutputTruncated(f"{msg}; asking again shorter would not fit the context")
+                continue
             try:
                 value = parse_answer(response_model, content, validation_context)
             except (ValidationError, ValueError) as exc:

@@ -30,7 +30,7 @@ from synth.render_flow import request_catalog
 
 log = logging.getLogger(__name__)
 
-PERMANENT = (ContextOverflow, ExtractionRejected)
+PERMANENT = (ContextOverflow, ExtractionRejected, OutputTruncated)  # the same request fails the same way
 BACKOFF_S = (5.0, 30.0, 120.0, 600.0)
 
 

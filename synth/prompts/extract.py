@@ -25,12 +25,25 @@ EntityType = Literal[
 ]
 
 
+# Upper bounds on the answer's lists, sent in the schema only: a grammar-constrained server (llama.cpp,
+# vLLM) must close the list there, so a small model that would list every line of a list-like document
+# (an organ's stops, a changelog) as an entity still reaches its claims within the output limit.
+# Validation does not enforce them: a server that ignores them loses nothing.
+MAX_ENTITIES = 16
+MAX_ALIASES = 5
+MAX_CLAIMS = 24
+MAX_RELATIONS = 12
+
+
 class ExtractedEntity(BaseModel):
     """A thing the document is about."""
 
     name: str = Field(description="The entity's name as the document writes it.", min_length=1)
     type: EntityType = Field(description="One of: " + ", ".join(ENTITY_TYPES) + ".")
-    aliases: list[str] = Field(default_factory=list, description="Other names the document uses for it.")
+    aliases: list[str] = Field(
+        default_factory=list, description="Other names the document uses for it.",
+        json_schema_extra={"maxItems": MAX_ALIASES},
+    )
     description: str = Field("", description="One short sentence saying what it is.")
 
     @field_validator("type", mode="before")
@@ -116,9 +129,16 @@ class Extraction(BaseModel):
         description="The document's own status line (e.g. accepted, rejected, deprecated, superseded by "
         "another document), copied exactly; null if it states none.",
     )
-    entities: list[ExtractedEntity] = Field(description="Things the document is about.")
-    claims: list[ExtractedClaim] = Field(description="Atomic facts with verbatim quotes.")
-    relations: list[ExtractedRelation] = Field(description="Relations between entities, with verbatim quotes.")
+    entities: list[ExtractedEntity] = Field(
+        description="Things the document is about.", json_schema_extra={"maxItems": MAX_ENTITIES}
+    )
+    claims: list[ExtractedClaim] = Field(
+        description="Atomic facts with verbatim quotes.", json_schema_extra={"maxItems": MAX_CLAIMS}
+    )
+    relations: list[ExtractedRelation] = Field(
+        description="Relations between entities, with verbatim quotes.",
+        json_schema_extra={"maxItems": MAX_RELATIONS},
+    )
     summary: str = Field(description="One to three sentences on what the document is about.")
 
     @model_validator(mode="after")

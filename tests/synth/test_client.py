@@ -320,12 +320,24 @@ def test_a_tokenizer_replaces_the_estimate(fake):
         assert extract_call(client, text=DOC * 40).value.title  # fits by the exact count
 
 
-def test_truncated_answer_is_a_failure(fake, records):
+def test_a_truncated_answer_is_asked_again_shorter_once(fake, records):
     fake.script("truncate")
-    with make_client([ep(fake)], records) as client, pytest.raises(OutputTruncated):
+    transport = RecordingTransport()
+    with make_client([ep(fake)], records, transport=transport) as client:
+        assert extract_call(client).value.title
+    assert outcomes(records) == ["truncated", "ok"]
+    first, again = (b["messages"] for b in transport.bodies)
+    assert again[:-1] == first  # the same prompt (the same cached prefix), then the instruction
+    assert again[-1]["role"] == "user"
+    assert "cut off" in again[-1]["content"] and "1024 tokens" in again[-1]["content"]
+
+
+def test_an_answer_cut_off_twice_is_a_failure(fake, records):
+    fake.script("truncate", "truncate")
+    with make_client([ep(fake)], records) as client, pytest.raises(OutputTruncated, match="twice"):
         extract_call(client)
-    assert fake.stats()["requests"] == 1
-    assert outcomes(records) == ["truncated"]
+    assert fake.stats()["requests"] == 2
+    assert outcomes(records) == ["truncated", "truncated"]
 
 
 def test_a_rejected_request_is_not_retried(fake, records):

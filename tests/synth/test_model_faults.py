@@ -129,15 +129,18 @@ def logical_calls(rows: list[ModelCall]) -> list[list[ModelCall]]:
 
 
 def assert_bounded(rows: list[ModelCall]) -> None:
-    """Per logical call: at most 1 + retries transient attempts, one repair, nothing after an overflow."""
+    """Per logical call: at most 1 + retries transient attempts, one repair, one shorter re-ask, nothing
+    after an overflow."""
     for call in logical_calls(rows):
         sent = [r for r in call if r.outcome != "breaker_open" and r.attempt > 0]
         transient = [r for r in call if r.outcome == "transient"]
         repairs = [r for r in call if r.outcome == "invalid"]
         what = [(r.stage, r.attempt, r.outcome) for r in call]
         assert len(transient) <= 1 + MAX_RETRIES, what
+        cut = [r for r in call if r.outcome == "truncated"]
         assert len(repairs) <= 2, what
-        assert len(sent) <= 1 + MAX_RETRIES + 1, what
+        assert len(cut) <= 2, what
+        assert len(sent) <= 1 + MAX_RETRIES + 1 + 1, what
         overflow = [i for i, r in enumerate(call) if r.outcome == "overflow"]
         assert not overflow or overflow == [len(call) - 1], f"an overflow was retried: {what}"
 
@@ -296,7 +299,8 @@ def test_each_fault_kind_ends_done_or_failed_with_a_reason_and_calls_stay_bounde
     assert seen["schema ignored once"][1]["repaired"] == 1
     assert seen["truncated output once"][1]["truncated"] == 1
     attempts = 5  # the extract job's max_attempts (intake's default)
-    assert seen["truncated output always"][1]["truncated"] == attempts  # one per attempt, never retried inside
+    # the call and its shorter re-ask, once: the same request would be cut the same way on the next attempt
+    assert seen["truncated output always"][1]["truncated"] == 2
     assert seen["context overflow (400)"][1] == {"overflow": 1}  # permanent at once: never retried
     assert seen["malformed JSON always"][1]["invalid"] == 2 * attempts  # the call and its repair, per attempt
     assert seen["schema ignored always"][1]["invalid"] == 2 * attempts
