@@ -31,7 +31,11 @@ class Embedder(Protocol):
     """Anything that turns texts into L2-normalised float32 row vectors of width ``dim``."""
 
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int:
+        """Width of the vectors."""
+        ...
 
     def embed(self, texts: list[str]) -> NDArray[np.float32]:
         """Embed ``texts``; returns an array of shape ``(len(texts), dim)``."""
@@ -93,7 +97,7 @@ class SentenceTransformerEmbedder:
         return self._path if self._path is not None else default_model_path()
 
     @property
-    def dim(self) -> int:  # type: ignore[override]
+    def dim(self) -> int:
         """Width of the vectors (loads the model if needed)."""
         if self._dim is None:
             self._load()

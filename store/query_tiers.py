@@ -183,7 +183,7 @@ class QueryEngine:
         self.search = search
         self.min_similarity = min_similarity
         embedder = getattr(search, "embedder", None)
-        if embedder is not None and not isinstance(embedder, QueryVectorCache):
+        if search is not None and embedder is not None and not isinstance(embedder, QueryVectorCache):
             # The index is this process's; memoizing question vectors changes no result.
             search.embedder = QueryVectorCache(embedder)
         self._names = _NameIndex()

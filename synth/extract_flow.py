@@ -263,7 +263,7 @@ def _apply(
             session.add(Link(from_entity_id=ids[a], to_entity_id=ids[b], relation=relation, source_id=source_id))
             touched.update((ids[a], ids[b]))
     session.flush()
-    jobs = []
+    jobs: list[Job] = []
     previous_id = job.payload.get("previous_id")
     if previous_id:
         touched |= _replace_previous(session, deps, str(previous_id), jobs)

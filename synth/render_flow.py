@@ -305,6 +305,8 @@ def finish_sources(session: Session, source_ids: list[str]) -> None:
 
 def index_entity_page(deps: SynthDeps, snap: Snapshot) -> None:
     """Bring the search index up to date with the page at HEAD (or drop a removed page's chunks)."""
+    if deps.search is None:
+        return
     try:
         from store.page_index import index_page, remove_page
 

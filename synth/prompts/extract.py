@@ -151,7 +151,8 @@ class Extraction(BaseModel):
                    for e in self.entities):
             self.entities.append(ExtractedEntity(name=title, type="documents", description="This document."))
         if not any(c.quote.strip() == status for c in self.claims):
-            self.claims.insert(0, ExtractedClaim(entity=title, text=status_text(title, status), quote=status))
+            self.claims.insert(0, ExtractedClaim(entity=title, text=status_text(title, status), quote=status,
+                                                  valid_from=None, valid_to=None))
         return self
 
 

@@ -21,16 +21,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from lore.config import DEFAULT_MODEL_FILE
 from lore.llama_server import LlamaServer
 from store.models import Claim, Contradiction, Entity, Source
-from synth.client import Endpoint, ModelClient, Sampling, Timeouts
 from synth.lint_service import lint_wiki
-from tests.services import free_port
+from tests.synth.real_model import real_wiki, serve_embedded_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(5400)]
 
-MODEL = Path(sys.prefix) / "share" / "lore" / DEFAULT_MODEL_FILE
 ADRS = ("018-Dedicated-Ingress-Controllers.md", "019-Shared-Ingress-Controllers.md", "021-Multi-cluster.md",
         "036-multi-cluster.md")
 SUCCESSIONS = (("021", "036"), ("018", "019"))  # (earlier, later)
@@ -38,15 +35,7 @@ SUCCESSIONS = (("021", "036"), ("018", "019"))  # (earlier, later)
 
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory) -> Iterator[LlamaServer]:
-    if not MODEL.is_file():
-        pytest.fail(f"embedded model missing at {MODEL}: run `make setup`")
-    server = LlamaServer(MODEL, alias="qwen2.5-coder-1.5b-instruct", port=free_port(), context_tokens=8192,
-                         log_path=tmp_path_factory.mktemp("llama") / "server.log")
-    server.start(timeout_s=300)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve_embedded_model(tmp_path_factory.mktemp("llama"))
 
 
 def _stated(claims: list[Claim], word: str, number: str) -> list[Claim]:
@@ -64,29 +53,10 @@ def _report(capsys, out: Path, name: str, text: str) -> None:
 
 
 def test_moj_adrs_supersession_with_the_real_model(tmp_path, llama, shared_data, artifacts_dir, capsys):
-    from lore.wiring import make_recorder
-    from store.db import make_engine, make_session_factory
-    from store.git_store import GitStore
-    from store.migrate import upgrade
-    from synth.deps import SynthDeps
     from synth.runner import drain
-    from tests.synth.conftest import Wiki
 
-    url = f"sqlite:///{tmp_path / 'lore.db'}"
-    upgrade(url)
-    factory = make_session_factory(make_engine(url))
-    store = GitStore(tmp_path / "wiki")
-    store.init()
-    client = ModelClient(
-        [Endpoint(llama.base_url, "qwen2.5-coder-1.5b-instruct", dialect="llamacpp")],
-        context_tokens=8192,
-        sampling=Sampling(temperature=0.0, max_tokens=1500),
-        timeouts=Timeouts(connect_s=5.0, read_s=1800.0, total_s=3600.0),
-        max_retries=1,
-        recorder=make_recorder(factory),
-    )
-    deps = SynthDeps(factory, store, client, catalog_debounce_s=0.0, chunk_tokens=1200)
-    wiki = Wiki(deps, tmp_path, None)  # type: ignore[arg-type]
+    wiki = real_wiki(tmp_path, llama, read_s=1800.0)
+    deps, factory, store = wiki.deps, wiki.deps.session_factory, wiki.deps.store
     ids: dict[str, str] = {}
     for name in ADRS:  # in order: each one is read, judged and rendered before the next arrives
         started = time.monotonic()
