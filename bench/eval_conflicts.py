@@ -30,7 +30,7 @@ from ingest.service import intake_bytes
 from store.db import make_engine, make_session_factory
 from store.git_store import GitStore
 from store.migrate import upgrade
-from store.models import Alias, Contradiction, Entity, Source
+from store.models import Alias, Claim, Contradiction, Entity, ModelCall, Source
 from synth.deps import SynthDeps
 from synth.grounding import normalise
 from synth.runner import drain
@@ -86,6 +86,10 @@ def run_record(record: dict[str, Any], make_client: ClientFactory, *, chunk_toke
                 select(Contradiction.id).where(Contradiction.entity_id.in_(ids), Contradiction.status == "open")
             ) is not None
             failed = [src.error for src in s.scalars(select(Source).where(Source.status != "done"))]
+            origins = {src.id: src.origin for src in s.scalars(select(Source))}
+            on_entity = s.scalars(select(Claim).where(Claim.entity_id.in_(ids)).order_by(Claim.id)).all() if ids else []
+            claims = [f"{origins.get(c.source_id, '?')} [{c.status}] {c.text}" for c in on_entity]
+            judge_calls = len(s.scalars(select(ModelCall.id).where(ModelCall.stage == "judge")).all())
     return {
         "question": record["question"],
         "gold_misinfo": any(d.get("type") == "misinfo" for d in record["documents"]),
@@ -93,6 +97,10 @@ def run_record(record: dict[str, Any], make_client: ClientFactory, *, chunk_toke
         "entities_for_name": len(ids),
         "disambig": len(record.get("disambig_entity", [])),
         "failed_sources": failed,
+        # why a record was (not) flagged: what the ledger holds for the question's entities
+        "claims_on_entity": claims,
+        "sources_with_claims_on_entity": len({c.source_id for c in on_entity}),
+        "judge_calls": judge_calls,
     }
 
 
@@ -120,6 +128,9 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "false_flag_by_same_name_entities": by_names,
         "entity_split_accuracy": round(split_ok / len(rows), 3) if rows else None,
         "sources_failed": sum(len(r["failed_sources"]) for r in rows),
+        # a dispute needs claims from two sources on the question's entity, and the judge asked about them
+        "records_with_two_sources_on_entity": sum(r["sources_with_claims_on_entity"] >= 2 for r in rows),
+        "judge_calls": sum(r["judge_calls"] for r in rows),
     }
 
 
