@@ -88,7 +88,8 @@ def run_record(record: dict[str, Any], make_client: ClientFactory, *, chunk_toke
             failed = [src.error for src in s.scalars(select(Source).where(Source.status != "done"))]
             origins = {src.id: src.origin for src in s.scalars(select(Source))}
             on_entity = s.scalars(select(Claim).where(Claim.entity_id.in_(ids)).order_by(Claim.id)).all() if ids else []
-            claims = [f"{origins.get(c.source_id, '?')} [{c.status}] {c.text}" for c in on_entity]
+            claims = [f"{origins.get(c.source_id, '?')} [{c.status}] {c.text}"
+                      + (f" (judge: {c.judgement})" if c.judgement else "") for c in on_entity]
             judge_calls = len(s.scalars(select(ModelCall.id).where(ModelCall.stage == "judge")).all())
     return {
         "question": record["question"],
