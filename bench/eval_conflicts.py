@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rapidfuzz import fuzz
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ingest.service import intake_bytes
 from store.db import make_engine, make_session_factory
@@ -85,12 +85,13 @@ def run_record(record: dict[str, Any], make_client: ClientFactory, *, chunk_toke
             flagged = bool(ids) and s.scalar(
                 select(Contradiction.id).where(Contradiction.entity_id.in_(ids), Contradiction.status == "open")
             ) is not None
-            failed = [src.error for src in s.scalars(select(Source).where(Source.status != "done"))]
-            origins = {src.id: src.origin for src in s.scalars(select(Source))}
+            sources = s.scalars(select(Source)).all()
+            failed = [src.error for src in sources if src.status != "done"]
+            origins = {src.id: src.origin for src in sources}
             on_entity = s.scalars(select(Claim).where(Claim.entity_id.in_(ids)).order_by(Claim.id)).all() if ids else []
             claims = [f"{origins.get(c.source_id, '?')} [{c.status}] {c.text}"
                       + (f" (judge: {c.judgement})" if c.judgement else "") for c in on_entity]
-            judge_calls = len(s.scalars(select(ModelCall.id).where(ModelCall.stage == "judge")).all())
+            judge_calls = s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.stage == "judge"))
     return {
         "question": record["question"],
         "gold_misinfo": any(d.get("type") == "misinfo" for d in record["documents"]),

@@ -228,8 +228,7 @@ def run_render(deps: SynthDeps, job: Job) -> list[int]:
         blob, commit = _publish(deps, snap, job, assisted_by if snap.view.summary else None)
         with deps.session_factory() as session, session.begin():
             follow += record_render(session, deps, snap, blob, commit)
-        if deps.search is not None:
-            index_entity_page(deps, snap)
+        index_entity_page(deps, snap)
         with deps.session_factory() as session:
             entity = session.get(Entity, entity_id)
             if entity is None or entity.revision <= snap.revision:

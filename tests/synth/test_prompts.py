@@ -103,6 +103,21 @@ def test_extraction_schema_is_the_contract():
             assert prop.get("description"), name
 
 
+def test_the_schema_bounds_every_list_but_validation_keeps_what_a_server_sends_beyond():
+    schema = extract.Extraction.model_json_schema()
+    props = schema["properties"]
+    assert props["entities"]["maxItems"] == extract.MAX_ENTITIES
+    assert props["claims"]["maxItems"] == extract.MAX_CLAIMS
+    assert props["relations"]["maxItems"] == extract.MAX_RELATIONS
+    assert schema["$defs"]["ExtractedEntity"]["properties"]["aliases"]["maxItems"] == extract.MAX_ALIASES
+    many = [{"entity": "Kafka", "text": f"Fact {i}.", "quote": f"fact {i}"} for i in range(extract.MAX_CLAIMS + 5)]
+    answer = extract.Extraction.model_validate(
+        {"title": "T", "entities": [{"name": "Kafka", "type": "systems"}], "claims": many, "relations": [],
+         "summary": "S."}
+    )
+    assert len(answer.claims) == extract.MAX_CLAIMS + 5
+
+
 def test_extraction_accepts_the_example_and_normalises_types():
     answer = extract.Extraction.model_validate_json(extract._EXAMPLE_ANSWER)
     assert answer.relations[0].from_ == "Team Atlas"
