@@ -82,6 +82,8 @@ class Source(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     previous_id: Mapped[str | None] = mapped_column(ForeignKey("sources.id"), nullable=True)
     claims_rejected: Mapped[int] = mapped_column(Integer, default=0)  # grounding check failures
+    # grounding rejections by reason: {"quote": n, "value": n, "entity": n}
+    rejections: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -138,6 +140,15 @@ class Claim(Base):
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
     valid_from: Mapped[str | None] = mapped_column(String(40), nullable=True)  # as the source states it
     valid_to: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # fact slot (DESIGN section 1): what the claim answers, as the source words it, and its normal forms
+    attribute: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    as_of: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    attr_key: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    value_norm: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    value_type: Mapped[str | None] = mapped_column(String(20), nullable=True)  # date | number | name | text
+    as_of_norm: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    match: Mapped[str | None] = mapped_column(String(20), nullable=True)  # how grounding found the quote
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
     superseded_by: Mapped[str | None] = mapped_column(ForeignKey("claims.id"), nullable=True)
     judged: Mapped[bool] = mapped_column(Boolean, default=False)  # compared against its neighbours yet?
@@ -159,6 +170,30 @@ class Contradiction(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClaimPair(Base):
+    """A pair of claims the judge flow compared (DESIGN section 1), one row per (new, old) pair.
+
+    ``kind`` is what code decided before any model call (``duplicate``, ``supersedes``, ``candidate``,
+    ``lexical``); ``verdict`` is the final outcome (``duplicate | supersedes | disputes | unrelated``),
+    null while a candidate waits for the model. ``invalid`` counts answers that could not be used for
+    this pair; the pair is asked again on a later render until ``MAX_INVALID``.
+    """
+
+    __tablename__ = "claim_pairs"
+    __table_args__ = (UniqueConstraint("claim_new", "claim_old", name="uq_claim_pairs_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"), index=True)
+    claim_new: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+    claim_old: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    verdict: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    invalid: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Link(Base):
