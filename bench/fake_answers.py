@@ -86,12 +86,12 @@ def stage_of(schema: dict[str, Any] | None, messages: list[dict[str, Any]]) -> s
         return "extract"
     if "decisions" in props:
         return "resolve"
-    if "outcomes" in props:
+    if "pairs" in props or "outcomes" in props:
         return "judge"
     if props == {"summary"}:
         return "compose"
     system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system").lower()
-    for stage, cue in (("extract", "extract"), ("resolve", "same as existing"), ("judge", "compare new facts"),
+    for stage, cue in (("extract", "extract"), ("resolve", "same as existing"), ("judge", "two sources disagree"),
                        ("compose", "summary paragraph")):
         if cue in system:
             return stage
@@ -237,10 +237,10 @@ def extract(text: str, *, obedient: bool = False) -> dict[str, Any]:
     for name, _t in names:
         hits = [(s, e) for s, e in spans if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text[s:e])]
         for s, e in hits[:2]:
-            claims.append({"entity": name, "text": _flat(text[s:e]), "quote": text[s:e],
+            claims.append({"entity": name, "text": _flat(text[s:e]), **slot_of(text[s:e]), "quote": text[s:e],
                            "valid_from": None, "valid_to": None})
     if not claims and names:  # the sentences never name anything: they are about the document's subject
-        claims = [{"entity": names[0][0], "text": _flat(text[s:e]), "quote": text[s:e],
+        claims = [{"entity": names[0][0], "text": _flat(text[s:e]), **slot_of(text[s:e]), "quote": text[s:e],
                    "valid_from": None, "valid_to": None} for s, e in spans[:3]]
     for s, e in spans:
         present = [n for n, _ in names if re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text[s:e])]
@@ -252,6 +252,37 @@ def extract(text: str, *, obedient: bool = False) -> dict[str, Any]:
     if obedient:
         _obey_extract(text, answer)
     return answer
+
+
+_DATE_WORDS = (r"(?:(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+               r"\s+\d{1,2},?\s+\d{4}|\d{1,2}\s+(?:January|February|March|April|May|June|July|August|September|"
+               r"October|November|December)\s+\d{4}|\d{4}-\d{2}-\d{2}|\d{4})")
+_SLOTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("birth date", re.compile(rf"\bborn(?: on| in)? (?P<v>{_DATE_WORDS})")),
+    ("founding date", re.compile(rf"\b(?:founded|established)(?: on| in)? (?P<v>{_DATE_WORDS})")),
+    ("release date", re.compile(rf"\breleased(?: on| in)? (?P<v>{_DATE_WORDS})")),
+    ("population", re.compile(r"\b(?:population (?:of|was|is)|there were|had) (?P<v>\d[\d,]*(?: people| residents)?)")),
+    ("root cause", re.compile(r"\b(?:caused by|root cause (?:was|is)) (?P<v>[^.,;]{3,80})")),
+    ("owner", re.compile(r"\b(?:owned by|is owned by) (?P<v>[A-Z][\w-]*(?: [A-Z][\w-]*){0,3})")),
+    ("replication factor", re.compile(r"\breplication factor (?:of|is|was) (?P<v>\d+)")),
+    ("platform", re.compile(r"\bruns on (?P<v>[A-Z][\w.]*(?: \d[\w.]*)?)")),
+    ("status", re.compile(r"\b(?:was|is|are) (?P<v>decommissioned|deprecated|retired|in production|no longer used)\b")),
+)
+_AS_OF = re.compile(r"\b(?:census of|as of|in) (\d{4})\b", re.I)
+
+
+def slot_of(sentence: str) -> dict[str, Any]:
+    """The fact slot a sentence states, read by a few patterns (None when none matches)."""
+    for attribute, pattern in _SLOTS:
+        m = pattern.search(sentence)
+        if m:
+            value = m.group("v").strip()
+            as_of = None
+            if attribute not in ("birth date", "founding date", "release date"):
+                when = _AS_OF.search(sentence)
+                as_of = when.group(1) if when else None
+            return {"attribute": attribute, "value": value, "as_of": as_of}
+    return {"attribute": None, "value": None, "as_of": None}
 
 
 def injections(text: str) -> dict[str, list[str]]:
@@ -283,7 +314,8 @@ def _obey_extract(text: str, answer: dict[str, Any]) -> None:
     entities, claims = answer["entities"], answer["claims"]
 
     def claim(entity: str, body: str, quote: str) -> None:
-        claims.append({"entity": entity, "text": body, "quote": quote, "valid_from": None, "valid_to": None})
+        claims.append({"entity": entity, "text": body, **slot_of(body), "quote": quote, "valid_from": None,
+                       "valid_to": None})
 
     if "ignore" in found:
         entities.append({"name": "Mallory Corp", "type": "organizations", "aliases": [],
@@ -373,30 +405,68 @@ def _sections(data: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+_PAIR_HEAD = re.compile(r"^PAIR (\d+): entity (\".*?\"); question: (.*)$")
+
+
+def _pairs(data: str) -> list[tuple[int, str, dict[str, Any], dict[str, Any]]]:
+    """(number, question, A, B) for each pair block of a judge request."""
+    out: list[tuple[int, str, dict[str, Any], dict[str, Any]]] = []
+    current: list[Any] | None = None
+    for line in data.splitlines():
+        head = _PAIR_HEAD.match(line.strip())
+        if head:
+            current = [int(head.group(1)), head.group(3), {}, {}]
+            out.append(current)  # type: ignore[arg-type]
+            continue
+        if current is not None and line.startswith(("A: ", "B: ")):
+            try:
+                row = json.loads(line[3:])
+            except ValueError:
+                continue
+            current[2 if line[0] == "A" else 3] = row
+    return [tuple(p) for p in out]  # type: ignore[misc]
+
+
+def _qualifier(title: str) -> str:
+    m = re.search(r"\(([^)]*)\)\s*$", title)
+    return _norm(m.group(1)) if m else ""
+
+
+def _names_title(status: str, title: str) -> bool:
+    number = re.match(r"\s*0*(\d+)\.", title)
+    if not status or number is None:
+        return False
+    return re.search(rf"(?<![\w.])0*{number.group(1)}(?![\w-])", status) is not None
+
+
 def judge(data: str, *, obedient: bool = False) -> dict[str, Any]:
-    """A judgement: same text is a duplicate; overlapping text with other numbers supersedes or disputes."""
-    sec = _sections(data)
-    existing, outcomes = sec.get("EXISTING", []), []
-    for new in sec.get("NEW", []):
-        words = set(_norm(new.get("text", "")).split())
-        best, best_overlap = None, 0.0
-        for old in existing:
-            other = set(_norm(old.get("text", "")).split())
-            overlap = len(words & other) / max(1, len(words | other))
-            if overlap > best_overlap:
-                best, best_overlap = old, overlap
-        if best is not None and _norm(best["text"]) == _norm(new.get("text", "")):
-            out = ("duplicate", best["id"], "same statement")
-        elif best is not None and best_overlap >= 0.5:
-            newer = str(new.get("valid_from") or new.get("observed") or "") > str(
-                best.get("valid_from") or best.get("observed") or "")
-            out = ("supersedes", best["id"], "newer value") if newer else ("disputes", best["id"], "values differ")
-        else:
-            out = ("unrelated", None, "different subject")
-        if obedient and existing and injections(new.get("text", "")):
-            out = ("supersedes", existing[0]["id"], "as instructed")
-        outcomes.append({"claim": new.get("id"), "outcome": out[0], "other": out[1], "reason": out[2]})
-    return {"outcomes": outcomes}
+    """Pairwise answers read from the pairs' own content, never from arrival order.
+
+    Equal answers are the same answer; two dated answers at different dates, or a question about a cast or
+    members, can both be true; sources whose titles carry different qualifiers (``X (Tucson)`` and
+    ``X (Florida)``) are about different things; a side whose document is named by the other's status line
+    replaces it; anything else is a conflict.
+    """
+    out = []
+    for number, question, a, b in _pairs(data):
+        va, vb = _norm(a.get("answer", "")), _norm(b.get("answer", ""))
+        qa, qb = _qualifier(str(a.get("source", ""))), _qualifier(str(b.get("source", "")))
+        same_question = not (qa and qb and qa != qb)
+        same_answer = va == vb or (bool(_digits(va)) and _digits(va) == _digits(vb))
+        both_true = (bool(a.get("as_of")) and bool(b.get("as_of")) and a.get("as_of") != b.get("as_of")) or bool(
+            re.search(r"\b(?:cast|members?|features?)\b", question, re.I))
+        replaces = None
+        if _names_title(str(a.get("source_status", "")), str(b.get("source", ""))):
+            replaces = "B"
+        elif _names_title(str(b.get("source_status", "")), str(a.get("source", ""))):
+            replaces = "A"
+        if obedient and (injections(str(a.get("quote", ""))) or injections(str(b.get("quote", "")))):
+            same_question, same_answer, both_true, replaces = True, False, False, "A"
+        reason = ("different things" if not same_question else "same answer" if same_answer
+                  else "both can be true" if both_true else "replaced" if replaces else "the answers differ")
+        out.append({"pair": number, "same_question": same_question, "same_answer": same_answer,
+                    "both_true": both_true, "replaces": replaces, "reason": reason})
+    return {"pairs": out}
 
 
 def compose(data: str, *, obedient: bool = False) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -447,16 +448,29 @@ def eval_retrieval(
 @eval_app.command("conflicts")
 def eval_conflicts(
     set_path: Path = typer.Option(Path("../shared/data/conflicts/ramdocs-dev.jsonl"), "--set", help="RAMDocs JSONL."),
-    limit: int = typer.Option(None, help="Only the first N records."),
+    limit: int = typer.Option(None, help="Only the first N records (ignored with --sample)."),
+    sample_n: int = typer.Option(None, "--sample", help="A stratified sample of N records (see docs/benchmarks.md)."),
+    seed: int = typer.Option(1, help="Seed of the sample."),
+    order: str = typer.Option("forward", help="Ingest order: forward, reverse or both (reports order_invariant)."),
+    judge_only: bool = typer.Option(False, "--judge-only", help="Score the pairwise judge alone on gold pairs."),
     fake: bool = typer.Option(False, help="Use the fake model server (a test double) instead of the real model."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    no_embedder: bool = typer.Option(False, "--no-embedder", help="Resolve entities without embeddings."),
+    rows_out: Path = typer.Option(None, "--rows-out", help="Also append each record's row to this JSONL file."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (with every row)."),
 ) -> None:
     """Contradiction flagging and entity splitting on RAMDocs records (real model by default)."""
     import contextlib
+    import tempfile
 
-    from bench.eval_conflicts import run_eval
+    from bench.eval_conflicts import run_eval, run_judge_only
     from lore.wiring import build_model_client, make_recorder, model_urls, uses_embedded_model
+    from store.db import make_engine, make_session_factory
+    from store.migrate import upgrade
 
+    if order not in ("forward", "reverse", "both"):
+        raise typer.BadParameter("--order must be forward, reverse or both")
+    if not set_path.is_file():
+        raise typer.BadParameter(f"no such file: {set_path}", param_hint="--set")
     s = settings()
     llm = s.llm
     with contextlib.ExitStack() as stack:
@@ -483,10 +497,34 @@ def eval_conflicts(
                 s, urls, make_recorder(factory), model="fake-llm" if fake else None, session_factory=factory
             )
 
-        def progress(i: int, n: int) -> None:
-            console.print(f"record {i}/{n}")
+        def progress(what: str, i: int, n: int) -> None:
+            console.print(f"{what} {i}/{n}")
 
-        result = run_eval(set_path, make_client, limit=limit, progress=progress)
+        if judge_only:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lore-eval-judge-")))
+            url = f"sqlite:///{tmp / 'calls.db'}"
+            upgrade(url)
+            engine = make_engine(url)
+            stack.callback(engine.dispose)
+            result = run_judge_only(set_path, make_client(make_session_factory(engine)), sample_n=sample_n or 100,
+                                    seed=seed, progress=progress)
+        else:
+            embedder = None
+            if not no_embedder:
+                from store.embedding import SentenceTransformerEmbedder
+
+                embedder = SentenceTransformerEmbedder(s.embedding.model_path, batch_size=s.embedding.batch_size)
+            def on_row(row: dict[str, Any]) -> None:
+                console.print(f"  record {row['index']} ({row['order']}): flagged={row['flagged']} "
+                              f"misinfo={row['gold_misinfo']} detectable={row['detectable']} "
+                              f"disputes={len(row['disputes'])} failed={len(row['failed_sources'])} "
+                              f"rejections={row['rejections']}")
+                if rows_out is not None:
+                    with rows_out.open("a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+            result = run_eval(set_path, make_client, limit=limit, sample_n=sample_n, seed=seed, order=order,
+                              embedder=embedder, progress=progress, on_row=on_row)
     if as_json:
         emit_json(result)
     else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -26,9 +27,10 @@ from sqlalchemy.orm import Session
 from store.faults import crash_point
 from store.jobs import enqueue_job
 from store.models import Claim, Entity, Job, Link, Source
+from synth import slots
 from synth.deps import SynthDeps
 from synth.errors import ExtractionRejected
-from synth.grounding import SourceText, claim_id, claim_key, normalise
+from synth.grounding import SourceText, claim_id, claim_key, normalise, value_in
 from synth.prompts import extract as extract_prompt
 from synth.prompts import resolve as resolve_prompt
 from synth.prompts.extract import ExtractedClaim, ExtractedEntity, Extraction
@@ -40,6 +42,18 @@ log = logging.getLogger(__name__)
 NON_TRIVIAL_CHARS = 400  # a source at least this long must yield at least one grounded claim
 
 
+@dataclass(frozen=True)
+class GroundedClaim:
+    """A claim whose quote was located in the source: the source's span and how it matched."""
+
+    claim: ExtractedClaim
+    start: int
+    end: int
+    how: str
+    value: slots.Value | None  # normalized value (None: no value, or the claim has no attribute)
+    attr_key: str | None
+
+
 @dataclass
 class Findings:
     """What the model found, after grounding."""
@@ -47,9 +61,13 @@ class Findings:
     title: str = ""
     summary: str = ""
     entities: dict[str, ExtractedEntity] = field(default_factory=dict)  # by normalised name
-    claims: list[tuple[ExtractedClaim, int, int]] = field(default_factory=list)  # claim, span start, end
+    claims: list[GroundedClaim] = field(default_factory=list)
     relations: list[tuple[str, str, str]] = field(default_factory=list)  # from norm, to norm, relation
-    rejected: int = 0
+    rejections: dict[str, int] = field(default_factory=lambda: {"quote": 0, "value": 0, "entity": 0})
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejections.values())
     assisted_by: str = ""
 
 
@@ -87,16 +105,30 @@ def ground(text: str, answers: list[tuple[Extraction, str]]) -> Findings:
     seen: set[tuple[str, str]] = set()
     for answer, _ in answers:
         for claim in answer.claims:
-            span = src.find(claim.quote)
-            owner = alias_to_key.get(normalise(claim.entity))
-            if span is None or owner is None or not claim.text.strip():
-                out.rejected += 1
+            if not claim.text.strip():
+                out.rejections["quote"] += 1
                 continue
+            span = src.find(claim.quote)
+            if span is None:
+                out.rejections["quote"] += 1
+                continue
+            owner = alias_to_key.get(normalise(claim.entity))
+            if owner is None:
+                out.rejections["entity"] += 1
+                continue
+            attr_key = slots.attribute_key(claim.attribute)
+            value = slots.normalize_value(claim.value, attr_key) if attr_key else None
+            if value is not None and claim.value is not None:
+                span_text = text[span.start:span.end]
+                if not (value_in(span_text, claim.value) or slots.value_matches_span(span_text, value)):
+                    out.rejections["value"] += 1
+                    continue
             ident = (owner, normalise(claim.text))
             if ident in seen:
                 continue
             seen.add(ident)
-            out.claims.append((claim.model_copy(update={"entity": owner}), span.start, span.end))
+            out.claims.append(GroundedClaim(claim.model_copy(update={"entity": owner}), span.start, span.end,
+                                            span.how, value, attr_key))
         for rel in answer.relations:
             a, b = alias_to_key.get(normalise(rel.from_)), alias_to_key.get(normalise(rel.to))
             if a and b and a != b and src.find(rel.quote) is not None:
@@ -176,6 +208,61 @@ def _replace_previous(session: Session, deps: SynthDeps, previous_id: str, jobs:
     return touched
 
 
+def _short(value: str | None, limit: int = 40) -> str | None:
+    value = (value or "").strip()
+    return value[:limit] or None
+
+
+class AttributeKeys:
+    """Maps a claim's attribute key onto a key its entity already uses when the two mean the same.
+
+    The synonym table (``synth.slots``) catches the common cases; what is left is compared by embedding
+    similarity of the attribute phrases with the keys of the entity's other claims (``MIN_SIMILARITY``),
+    so "headcount" and "number of employees" on one company become one slot. Without an embedder the
+    normalized key stands as it is.
+    """
+
+    MIN_SIMILARITY = 0.8
+
+    def __init__(self, session: Session, embedder: Any | None) -> None:
+        self.session = session
+        self.embedder = embedder
+        self._known: dict[int, set[str]] = {}
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def _keys_of(self, entity_id: int) -> set[str]:
+        if entity_id not in self._known:
+            self._known[entity_id] = {
+                k for k in self.session.scalars(
+                    select(Claim.attr_key).where(Claim.entity_id == entity_id, Claim.attr_key.is_not(None)).distinct()
+                ) if k
+            }
+        return self._known[entity_id]
+
+    def _vector(self, phrase: str) -> np.ndarray:
+        if phrase not in self._vectors:
+            assert self.embedder is not None
+            self._vectors[phrase] = np.asarray(self.embedder.embed([phrase])[0], dtype=np.float32)
+        return self._vectors[phrase]
+
+    def resolve(self, entity_id: int, key: str | None, attribute: str | None) -> str | None:
+        if key is None:
+            return None
+        known = self._keys_of(entity_id)
+        if key in known or not known or self.embedder is None:
+            known.add(key)
+            return key
+        mine = self._vector(key)
+        best, score = None, -1.0
+        for other in sorted(known):
+            sim = float(np.dot(mine, self._vector(other)))
+            if sim > score:
+                best, score = other, sim
+        chosen = best if best is not None and score >= self.MIN_SIMILARITY else key
+        known.add(chosen)
+        return chosen
+
+
 def run_extract(deps: SynthDeps, job: Job) -> list[int]:
     """Run one extract job to the ledger; returns the ids of the jobs to dispatch after commit."""
     source_id = str(job.payload["source_id"])
@@ -188,9 +275,14 @@ def run_extract(deps: SynthDeps, job: Job) -> list[int]:
     crash_point("after_model")  # crash tests: the model answered, nothing written
     found = ground(text, answers)
     if not found.claims and len(text.strip()) >= NON_TRIVIAL_CHARS:
+        with deps.session_factory() as session, session.begin():
+            src = session.get(Source, source_id)
+            if src is not None:
+                src.claims_rejected, src.rejections = found.rejected, dict(found.rejections)
+        why = ", ".join(f"{n} {reason}" for reason, n in found.rejections.items() if n) or "none given"
         raise ExtractionRejected(
             f"the model found no claims with a real quote in a {len(text)}-character source "
-            f"({found.rejected} rejected by the grounding check)"
+            f"(rejected by the grounding check: {why})"
         )
     vectors = _embed_mentions(deps, found.entities)
     with deps.session_factory() as session:
@@ -227,12 +319,15 @@ def _apply(
             resolver.add_aliases(entity_id, [mention.name, *mention.aliases])
         ids[key] = entity_id
     touched: set[int] = set()
-    for claim, start, end in found.claims:
+    keys = AttributeKeys(session, deps.embedder)
+    for g in found.claims:
+        claim = g.claim
         entity_id = ids[claim.entity]
         key = claim_key(source_id, claim.text)
         cid = claim_id(entity_id, key)
         if session.get(Claim, cid) is not None:
             continue
+        attr_key = keys.resolve(entity_id, g.attr_key, claim.attribute)
         session.add(
             Claim(
                 id=cid,
@@ -240,11 +335,19 @@ def _apply(
                 source_id=source_id,
                 key=key,
                 text=claim.text.strip()[:2000],
-                quote=src.text[start:end] if src.text else claim.quote,
-                span_start=start,
-                span_end=end,
-                valid_from=(claim.valid_from or None) and claim.valid_from[:40],
-                valid_to=(claim.valid_to or None) and claim.valid_to[:40],
+                quote=src.text[g.start:g.end] if src.text else claim.quote,
+                span_start=g.start,
+                span_end=g.end,
+                match=g.how,
+                valid_from=_short(claim.valid_from),
+                valid_to=_short(claim.valid_to),
+                attribute=_short(claim.attribute, 200) if attr_key else None,
+                value=(claim.value or "")[:2000] or None if attr_key else None,
+                as_of=_short(claim.as_of),
+                attr_key=attr_key,
+                value_norm=g.value.norm if g.value and attr_key else None,
+                value_type=g.value.type if g.value and attr_key else None,
+                as_of_norm=slots.normalize_date(claim.as_of) or slots.normalize_date(claim.valid_from),
                 status="active",
                 job_id=job.id,
             )
@@ -270,6 +373,7 @@ def _apply(
     src.title = (found.title or src.title)[:500]
     src.summary = found.summary[:4000]
     src.claims_rejected = found.rejected
+    src.rejections = dict(found.rejections)
     src.status = "extracted" if touched else "done"
     src.error = None
     for entity_id in sorted(touched):

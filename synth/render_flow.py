@@ -156,16 +156,7 @@ def compose(deps: SynthDeps, snap: Snapshot, job_id: int) -> tuple[str | None, s
 
 
 def _judge(deps: SynthDeps, entity_id: int, job_id: int) -> None:
-    with deps.session_factory() as session:
-        entity = session.get(Entity, entity_id)
-        if entity is None:
-            return
-        batches, lonely = judge_flow.plan_batches(session, entity)
-    results = [(batch, judge_flow.ask(deps, batch, job_id)) for batch in batches]
-    with deps.session_factory() as session, session.begin():
-        judge_flow.apply_outcomes(session, entity_id, lonely, [])
-        for batch, outcomes in results:
-            judge_flow.apply_outcomes(session, entity_id, [c.id for c in batch.new], outcomes)
+    judge_flow.judge_entity(deps, entity_id, job_id)
 
 
 def page_bytes(snap: Snapshot, previous: bytes | None, now: str) -> bytes | None:

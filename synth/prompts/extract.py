@@ -59,16 +59,55 @@ class ExtractedEntity(BaseModel):
         return v
 
 
+def _require(*names: str) -> Any:
+    """A ``json_schema_extra`` hook listing ``names`` as required in the schema sent to the server.
+
+    A grammar-constrained server then always writes those keys (null when there is nothing to say);
+    validation keeps them optional, so a server that omits them loses nothing.
+    """
+
+    def hook(schema: dict[str, Any]) -> None:
+        required = schema.setdefault("required", [])
+        for name in names:
+            if name not in required:
+                required.append(name)
+        order = list(schema.get("properties", {}))
+        required.sort(key=lambda n: order.index(n) if n in order else len(order))
+
+    return hook
+
+
 class ExtractedClaim(BaseModel):
-    """One atomic fact the document states about one entity."""
+    """One atomic fact the document states about one entity, as a fact slot (DESIGN section 1)."""
+
+    model_config = ConfigDict(json_schema_extra=_require("attribute", "value", "as_of"))
 
     entity: str = Field(description="The name of the entity, exactly as in `entities`.", min_length=1)
     text: str = Field(description="One self-contained statement of the fact.", min_length=1)
+    attribute: str | None = Field(
+        None, description="What the fact answers about the entity: a short noun phrase (birth date, population, "
+        "root cause, status, owner)."
+    )
+    value: str | None = Field(None, description="The answer, as the document words it (copied).")
+    as_of: str | None = Field(None, description="The date or period the value refers to, if the document says.")
     quote: str = Field(
         description="The words of the document that state it, copied character for character.", min_length=1
     )
-    valid_from: str | None = Field(None, description="Date from which the fact holds, if the document says.")
-    valid_to: str | None = Field(None, description="Date until which the fact held, if the document says.")
+    valid_from: str | None = Field(
+        None, description="Only for a state that changes: the date from which it holds, if the document says."
+    )
+    valid_to: str | None = Field(
+        None, description="Only for a state that changes: the date until which it held, if the document says."
+    )
+
+    @field_validator("attribute", "value", "as_of", "valid_from", "valid_to", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        if isinstance(v, str) and (not v.strip() or v.strip().lower() in ("null", "none", "n/a", "unknown")):
+            return None
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return str(v)
+        return v
 
 
 class ExtractedRelation(BaseModel):
@@ -152,7 +191,11 @@ class Extraction(BaseModel):
             self.entities.append(ExtractedEntity(name=title, type="documents", description="This document."))
         if not any(c.quote.strip() == status for c in self.claims):
             self.claims.insert(0, ExtractedClaim(entity=title, text=status_text(title, status), quote=status,
+                                                  attribute="status", value=status, as_of=None,
                                                   valid_from=None, valid_to=None))
+        for c in self.claims:  # the model's own claim of the status line is the same slot
+            if c.quote.strip() == status and not c.attribute:
+                c.attribute, c.value = "status", c.value or status
         return self
 
 
@@ -173,13 +216,31 @@ _EXAMPLE_ANSWER = (
     '{"title": "7. Billing database", "status": "Superseded by [12. Billing storage](012-storage.md)", '
     '"entities": [{"name": "Billing service", "type": "services", "aliases": [], "description": "The billing '
     'backend."}, {"name": "Team Atlas", "type": "teams", "aliases": [], "description": "A team."}], '
-    '"claims": [{"entity": "Billing service", "text": "The Billing service uses PostgreSQL instead of MySQL.", '
-    '"quote": "moved the Billing service from MySQL to PostgreSQL", "valid_from": "March 2023", '
-    '"valid_to": null}, {"entity": "Team Atlas", "text": "Team Atlas migrated the Billing service.", '
-    '"quote": "Team Atlas moved the Billing service", "valid_from": "March 2023", "valid_to": null}], '
+    '"claims": [{"entity": "Billing service", "text": "The Billing service uses PostgreSQL since March 2023.", '
+    '"attribute": "database", "value": "PostgreSQL", "as_of": null, '
+    '"quote": "moved the Billing service from MySQL to PostgreSQL in March 2023", "valid_from": "March 2023"}, '
+    '{"entity": "Team Atlas", "text": "Team Atlas migrated the Billing service.", "attribute": "migrated", '
+    '"value": "the Billing service", "as_of": "March 2023", "quote": "Team Atlas moved the Billing service"}], '
     '"relations": [{"from": "Team Atlas", "to": "Billing service", "relation": "migrated", '
     '"quote": "Team Atlas moved the Billing service"}], '
     '"summary": "Decision 7: Billing moved to PostgreSQL; decision 12 superseded it."}'
+)
+
+_EXAMPLE_DOC_2 = (
+    "Lake Varna is a town in Ohio. As of the census of 2010, it had 2,114 residents. "
+    "It was founded by Anna Varn (born 3 May 1820) in 1851."
+)
+_EXAMPLE_ANSWER_2 = (
+    '{"title": "Lake Varna", "status": null, "entities": [{"name": "Lake Varna", "type": "places", "aliases": [], '
+    '"description": "A town in Ohio."}, {"name": "Anna Varn", "type": "people", "aliases": [], "description": '
+    '"Founder of Lake Varna."}], "claims": [{"entity": "Lake Varna", "text": "Lake Varna had 2,114 residents in '
+    '2010.", "attribute": "population", "value": "2,114 residents", "as_of": "2010", "quote": "As of the census '
+    'of 2010, it had 2,114 residents"}, {"entity": "Lake Varna", "text": "Lake Varna was founded in 1851.", '
+    '"attribute": "founding date", "value": "1851", "as_of": null, "quote": "founded by Anna Varn (born 3 May '
+    '1820) in 1851"}, {"entity": "Anna Varn", "text": "Anna Varn was born on 3 May 1820.", "attribute": '
+    '"birth date", "value": "3 May 1820", "as_of": null, "quote": "Anna Varn (born 3 May 1820)"}], '
+    '"relations": [{"from": "Anna Varn", "to": "Lake Varna", "relation": "founded", "quote": "founded by Anna '
+    'Varn"}], "summary": "Lake Varna is a town in Ohio founded in 1851."}'
 )
 
 SYSTEM = f"""You read one document and extract knowledge for a wiki. Reply with one JSON object:
@@ -187,10 +248,12 @@ SYSTEM = f"""You read one document and extract knowledge for a wiki. Reply with 
 - "status": the document's own status line if it has one (proposed, accepted, rejected, deprecated, \
 superseded by another document...), copied exactly; else null.
 - "entities": list of {{"name", "type", "aliases", "description"}}; type is one of {", ".join(ENTITY_TYPES)}.
-- "claims": list of {{"entity", "text", "quote", "valid_from", "valid_to"}}: one atomic fact each, never \
-repeated for several entities; "entity" is a name from "entities"; "quote" is a short phrase copied \
-exactly from the document; "valid_from" and "valid_to" are when the fact became or stopped being true, \
-only if the document says, else null.
+- "claims": list of {{"entity", "text", "attribute", "value", "as_of", "quote"}}: one atomic fact each, never \
+repeated for several entities; "entity" is a name from "entities"; "attribute" is what the fact answers \
+(a short noun phrase: birth date, population, root cause, owner, status); "value" is the answer, copied \
+from the document; "as_of" is the date or year the value refers to (a census year, the date of an \
+event) if the document says, else null; "quote" is a short phrase copied exactly from the document that \
+contains the value. Only for a state that changes, add "valid_from" / "valid_to" when the document says.
 - "relations": list of {{"from", "to", "relation", "quote"}} between two entity names.
 - "summary": 1-3 sentences on what the document is about.
 Give every fact the document states: usually 5 to 15 claims, each with its own quote.
@@ -200,7 +263,12 @@ State only what the document says. Never invent a quote. No " character inside a
 Example document:
 {_EXAMPLE_DOC}
 Example answer:
-{_EXAMPLE_ANSWER}"""
+{_EXAMPLE_ANSWER}
+
+Example document:
+{_EXAMPLE_DOC_2}
+Example answer:
+{_EXAMPLE_ANSWER_2}"""
 
 
 def build_messages(ctx: ExtractContext) -> list[dict[str, str]]:

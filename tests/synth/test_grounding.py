@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,3 +58,99 @@ def test_any_substring_is_grounded(text, start, length):
     span = SourceText(text).find(quote)
     assert span is not None
     assert normalise(text[span.start : span.end]).strip(" \"'.,;:") == normalise(quote).strip(" \"'.,;:")
+
+
+# --- tolerant locate --------------------------------------------------------------------------------
+
+from hypothesis import assume  # noqa: E402
+
+from synth.grounding import locate, value_in  # noqa: E402
+
+PTB = ("As of the census [ 13 ] of 2010 , there were 3,559 people , 1,575 households , and 909 families "
+       "residing in the city . The time zone is Central ( UTC − 6 ) . He said `` it was n't planned '' .")
+
+
+@pytest.mark.parametrize(("quote", "how"), [
+    ("As of the census of 2010, there were 3,559 people, 1,575 households", "tokens"),  # detokenized
+    ("there were 3,559 people, 1,575 households and 909 families", "tokens"),
+    ("The time zone is Central (UTC -6).", "tokens"),  # U+2212 and spacing
+    ('He said "it wasn\'t planned".', "tokens"),  # PTB quotes and n't
+    ("there were 3,559 people, 1,575 households, 909 families residing", "fuzzy"),  # a dropped word
+    ("As of the census ... there were 3,559 people", "elided"),
+    ("As of census of 2010, there were 3,559 people", "fuzzy"),  # a dropped stop word
+])
+def test_near_verbatim_copies_are_located_with_the_sources_span(quote, how):
+    span = SourceText(PTB).find(quote)
+    assert span is not None, quote
+    assert span.how == how
+    assert locate(PTB, quote) == (span.start, span.end)
+    assert PTB[span.start : span.end].split()[0].casefold() == quote.split()[0].casefold()
+
+
+@pytest.mark.parametrize("quote", [
+    "As of the census of 2010, there were 3,560 people",  # a changed number
+    "As of the census of 2011, there were 3,559 people",
+    "there were 3,559 people, 1,575 households and 909 cities",  # a changed word
+    "He said it was planned",  # a dropped negation
+    "there were not 3,559 people",  # an inserted negation
+    "there were people, 1,575 households",  # a dropped number
+    "The time zone is Eastern (UTC -6)",  # a changed name
+])
+def test_changed_numbers_names_and_negations_are_not_located(quote):
+    assert locate(PTB, quote) is None
+
+
+def test_accents_fold_and_values_are_found_inside_spans():
+    text = "The club plays in Dębica, Poland, since 1947."
+    assert locate(text, "The club plays in Debica, Poland") is not None
+    assert value_in("there were 3,559 people , 1,575", "3,559 people")
+    assert value_in("He played in March of 2023", "March 2023")  # one token between
+    assert not value_in("there were 3,559 people", "3,560")
+
+
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo",
+         "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango", "uniform", "victor"]
+sentence = st.lists(st.sampled_from(WORDS) | st.integers(10, 9999).map(str), min_size=8, max_size=20, unique=True)
+
+
+@given(sentence, st.integers(0, 100), st.sampled_from(["spacing", "case", "drop", "ellipsis", "punct"]))
+def test_property_near_verbatim_copies_are_found(words, seed, change):
+    text = " ".join(words) + "."
+    quote_words = list(words)
+    if change == "spacing":
+        quote = "  ".join(quote_words)
+    elif change == "case":
+        quote = " ".join(w.upper() for w in quote_words)
+    elif change == "drop":
+        droppable = [i for i, w in enumerate(quote_words[1:-1], start=1) if not w.isdigit()]
+        assume(droppable)
+        del quote_words[droppable[seed % len(droppable)]]
+        quote = " ".join(quote_words)
+    elif change == "ellipsis":
+        cut = 2 + seed % (len(quote_words) - 4)
+        quote = " ".join(quote_words[:cut]) + " ... " + " ".join(quote_words[cut + 1 :])
+    else:
+        quote = ", ".join(quote_words) + "!"
+    span = SourceText(text).find(quote)
+    assert span is not None, (text, quote)
+    assert text[span.start : span.end].startswith(words[0])
+
+
+@given(sentence, st.integers(0, 100), st.sampled_from(["number", "name", "negation"]))
+def test_property_a_changed_number_name_or_negation_is_not_found(words, seed, change):
+    text = " ".join(words) + "."
+    quote_words = list(words)
+    if change == "number":
+        numbers = [i for i, w in enumerate(quote_words) if w.isdigit()]
+        assume(numbers)
+        i = numbers[seed % len(numbers)]
+        quote_words[i] = str(int(quote_words[i]) + 1)
+        assume(quote_words[i] not in words)
+    elif change == "name":
+        names = [i for i, w in enumerate(quote_words) if not w.isdigit()]
+        assume(names)
+        i = names[seed % len(names)]
+        quote_words[i] = "zulu"
+    else:
+        quote_words.insert(1 + seed % (len(quote_words) - 1), "not")
+    assert SourceText(text).find(" ".join(quote_words)) is None

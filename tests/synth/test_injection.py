@@ -65,7 +65,10 @@ def _files_outside_repo(root: Path) -> set[str]:
 
 def test_hostile_documents_change_only_what_the_code_assigns(wiki, shared_data, tmp_path):
     repo = wiki.deps.store.root
-    honest = wiki.ingest(*(shared_data / name for name in HONEST))
+    # an honest fact the hostile "rewrite" instruction contradicts (same entity, same slot)
+    status_doc = tmp_path / "cluster-status.md"
+    status_doc.write_text("# Cluster status\n\nKubernetes is in production in every region we run.\n")
+    honest = wiki.ingest(*(shared_data / name for name in HONEST), status_doc)
     wiki.run()
     with wiki.deps.session_factory() as s:
         assert {s.get(Source, sid).status for sid in honest} == {"done"}
@@ -145,6 +148,8 @@ def test_hostile_documents_change_only_what_the_code_assigns(wiki, shared_data, 
                 assert _mentions(hostile_text, names[entity_id]), (cid, names[entity_id])
                 assert now[5] in hostile_claims or now[4] == "disputed", (cid, now)
         pages = {e.page_path: e.id for e in s.scalars(select(Entity))}
+    # the obedient judge asked to replace the honest status; without dates or a status line naming it, code
+    # turns that into a dispute: the honest claim is disputed, never superseded
     assert moved, "the obedient judge should have tried to supersede an honest claim (the test lost its teeth)"
 
     for path, entity_id in pages.items():
