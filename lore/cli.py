@@ -445,6 +445,22 @@ def eval_retrieval(
     console.print(" ".join(f"{k}={v}" for k, v in report["timings"].items()))
 
 
+@eval_app.command("grounding")
+def eval_grounding(
+    data_dir: Path = typer.Option(Path("../shared/data"), "--data", help="Folder with conflicts/ and ops/."),
+    spans: int = typer.Option(1500, help="How many spans to draw."),
+    seed: int = typer.Option(1, help="Seed of the draw and the copies."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """How the grounding check treats near-verbatim and altered copies of real spans (no model)."""
+    from bench.eval_grounding import run
+
+    if not data_dir.is_dir():
+        raise typer.BadParameter(f"no such folder: {data_dir}", param_hint="--data")
+    result = run(data_dir, n=spans, seed=seed, progress=lambda i, n: console.print(f"span {i}/{n}"))
+    emit_json(result if as_json else {k: v for k, v in result.items() if k != "examples"})
+
+
 @eval_app.command("conflicts")
 def eval_conflicts(
     set_path: Path = typer.Option(Path("../shared/data/conflicts/ramdocs-dev.jsonl"), "--set", help="RAMDocs JSONL."),

@@ -12,7 +12,8 @@ for, in three steps, and says how it matched:
    longer matter; ``n't`` is its own token (``not``) and ``1,575`` is one number;
 3. ``fuzzy`` / ``elided``: the quote's tokens in order within a window of the source, with at most
    ``MAX_SKIPPED`` source tokens skipped (never a number or a negation) and at most one quote token
-   missing from the source (a stop word only); ``...`` splits the quote into segments matched in order.
+   missing from the source (a stop word inside the quote, never beside a skipped source token: that
+   would be a substituted word); ``...`` splits the quote into segments matched in order.
 
 What it never accepts is a changed number, name or negation: a token is matched or skipped, never
 substituted. What is stored and shown is the source's own span, not the model's copy.
@@ -24,7 +25,6 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 
 _FOLD = str.maketrans(
     {
@@ -88,30 +88,42 @@ class Token:
         return any(ch.isdigit() for ch in self.text) or self.text in NEGATIONS
 
 
-def _strip_marks(s: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFKD", s) if not unicodedata.combining(ch))
-
-
-@lru_cache(maxsize=4096)
-def fold_token(raw: str) -> str:
-    """The comparison form of one token: NFKC, no diacritics, case folded, ``n't`` -> ``not``."""
-    t = _strip_marks(unicodedata.normalize("NFKC", raw)).casefold().replace("\u2019", "'")
-    if t == "n't":
-        return "not"
-    return t.replace(",", "") if t[:1].isdigit() else t
+def _folded_with_map(text: str) -> tuple[str, list[int]]:
+    """``text`` with NFKC, diacritics removed and case folded, and each folded character's offset in it."""
+    out: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isascii():
+            out.append(ch.lower())
+            where.append(i)
+            continue
+        for c in unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", ch)):
+            if unicodedata.combining(c):
+                continue
+            for f in c.casefold().replace("\u2019", "'"):
+                out.append(f)
+                where.append(i)
+    return "".join(out), where
 
 
 def tokenize(text: str) -> list[Token]:
-    """Tokens of ``text`` with their offsets in it (reference markers such as ``[ 13 ]`` left out)."""
-    markers = [(m.start(), m.end()) for m in _MARKER.finditer(text)] if "[" in text else []
+    """Tokens of ``text`` with their offsets in it (reference markers such as ``[ 13 ]`` left out).
+
+    Tokens are found in the folded text (NFKC, no diacritics, case folded), so a letter whose accent or
+    vowel sign a copy dropped still belongs to the same token.
+    """
+    folded, where = _folded_with_map(text)
+    markers = [(m.start(), m.end()) for m in _MARKER.finditer(folded)] if "[" in folded else []
     tokens = []
     k = 0
-    for m in _TOKEN.finditer(text):
+    for m in _TOKEN.finditer(folded):
         while k < len(markers) and markers[k][1] <= m.start():
             k += 1
         if k < len(markers) and markers[k][0] <= m.start() < markers[k][1]:
             continue
-        tokens.append(Token(fold_token(m.group(0)), m.start(), m.end()))
+        raw = m.group(0)
+        t = "not" if raw in ("n't",) else raw.replace(",", "") if raw[:1].isdigit() else raw
+        tokens.append(Token(t, where[m.start()], where[m.end() - 1] + 1))
     return tokens
 
 
@@ -153,35 +165,39 @@ def _align(
     token is matched or (a stop word, at most ``max_missing`` times) missing; a source token inside the
     span is matched or skipped (not a number or a negation, at most ``max_skipped`` times).
     """
-    memo: dict[tuple[int, int, int, int], tuple[int, int] | None] = {}
+    memo: dict[tuple[int, int, int, int, int], tuple[int, int] | None] = {}
+    last = len(q) - 1
 
-    def go(i: int, j: int, skipped: int, missing: int, first: int) -> tuple[int, int] | None:
-        # first: index of the first matched source token (-1 before any match)
-        key = (i, j, skipped, missing)
+    def go(i: int, j: int, skipped: int, missing: int, first: int, prev: int) -> tuple[int, int] | None:
+        # first: index of the first matched source token (-1 before any match); prev: 0 matched, 1 skipped a
+        # source token, 2 left out a quote token. A skip next to a left-out token would be a substitution.
+        key = (i, j, skipped, missing, prev)
         if key in memo and first >= 0:
             return memo[key]
         if i == len(q):
-            return (first, j) if first >= 0 else None
+            return (first, j) if first >= 0 and prev == 0 else None
         result = None
         if j < len(s) and s[j].text == q[i]:
-            result = go(i + 1, j + 1, skipped, missing, j if first < 0 else first)
-        if result is None and missing < max_missing and q[i] in STOP_WORDS:
-            result = go(i + 1, j, skipped, missing + 1, first)
-        if result is None and first >= 0 and j < len(s) and skipped < max_skipped and not s[j].protected:
-            result = go(i, j + 1, skipped + 1, missing, first)
+            result = go(i + 1, j + 1, skipped, missing, j if first < 0 else first, 0)
+        if (result is None and missing < max_missing and 0 < i < last and prev != 1 and first >= 0
+                and q[i] in STOP_WORDS):
+            result = go(i + 1, j, skipped, missing + 1, first, 2)
+        if (result is None and first >= 0 and prev != 2 and j < len(s) and skipped < max_skipped
+                and not s[j].protected):
+            result = go(i, j + 1, skipped + 1, missing, first, 1)
         if first >= 0:
             memo[key] = result
         return result
 
-    found = go(0, start, 0, 0, -1)
-    if found is None or found[0] != start and q[0] not in STOP_WORDS:
+    if not q or start >= len(s) or s[start].text != q[0]:
         return None
-    return found[0], found[1], 0
+    found = go(0, start, 0, 0, -1, 0)
+    return None if found is None else (found[0], found[1], 0)
 
 
 def _find_run(q: list[str], s: list[Token], lo: int = 0, hi: int | None = None) -> tuple[int, int] | None:
     """The first contiguous run of ``s[lo:hi]`` equal to ``q``."""
-    hi = len(s) if hi is None else hi
+    hi = len(s) if hi is None else min(hi, len(s))
     n = len(q)
     for j in range(lo, max(lo, hi - n + 1)):
         if s[j].text == q[0] and all(s[j + k].text == q[k] for k in range(1, n)):
@@ -190,10 +206,9 @@ def _find_run(q: list[str], s: list[Token], lo: int = 0, hi: int | None = None) 
 
 
 def _find_fuzzy(q: list[str], s: list[Token], lo: int = 0, hi: int | None = None) -> tuple[int, int] | None:
-    hi = len(s) if hi is None else hi
-    anchors = {q[0]} | ({q[1]} if len(q) > 1 and q[0] in STOP_WORDS else set())
+    hi = len(s) if hi is None else min(hi, len(s))
     for j in range(lo, hi):
-        if s[j].text in anchors:
+        if s[j].text == q[0]:
             found = _align(q, s, j)
             if found is not None:
                 return found[0], found[1]
