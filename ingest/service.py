@@ -6,14 +6,25 @@ DESIGN section 3: ``ingest file -> sniff type -> text (markdown) -> sha256 -> kn
 
 - ``refused``: not taken in (symlink, FIFO, too big, empty, outside the folder, changed while reading);
   nothing stored, no row;
-- ``known``: a Source with this sha256 exists; nothing is done;
+- ``known``: the current version of the document at this name already has these bytes, or they are a
+  copy of another current document; nothing is done;
+- ``moved``: a rename. The bytes are those of a current document whose file is no longer in the folder
+  (only a folder ingest, ``root`` given, can tell) and nothing is current under the new name: the
+  document keeps its version row, claims and raw copy and takes the new name (its source page is
+  rendered again);
 - ``new`` / ``new_version``: raw bytes committed to ``raw/<slug>.<ext>`` (own commit, trailer
-  ``Lore-Source: <sha256>``), a ``pending`` Source row, an ``extract`` job; a new version is a document
+  ``Lore-Source: <id>``), a ``pending`` Source row, an ``extract`` job. A new version is a document
   whose origin key (normalised relative path or upload name) matches a current source with other
-  content: it records ``previous_id`` and ``version + 1``, and the job payload carries ``previous_id``
-  (the extract flow retracts what the old version said);
+  content: it records ``previous_id`` (the newest arrival under that name, even a failed one) and the
+  next version number, and the job payload carries ``previous_id`` (the extract flow replaces every
+  older version). The newest arrival is the current version whatever its bytes: bytes equal to an
+  earlier, replaced version (a revert) make a new version row (``version_id``: the same raw blob under
+  a new id), so the earlier content becomes current again;
 - ``failed``: sniffing or parsing failed; the raw bytes are still committed and the row records the
   reason, but no job is made.
+
+Ids: a version row's id is the sha256 of its bytes; the n-th later row with the same bytes (a revert)
+is ``sha256("<sha256>:<n>")`` (``version_id``), found by walking that sequence (``versions_with_content``).
 
 Transactions: the service only flushes; the caller's boundary commits, then hands ``job_ids`` to the
 dispatcher (enqueue after commit). Raw bytes are committed to git before the row is flushed, so a row
@@ -26,10 +37,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,7 +55,7 @@ from store.git_store import ABSENT, GitStore
 from store.jobs import enqueue_job
 from store.models import Source
 
-__all__ = ["IntakeResult", "intake_bytes", "intake_file"]
+__all__ = ["IntakeResult", "current_version", "deleted_source", "intake_bytes", "intake_file", "version_id"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +69,7 @@ class IntakeResult:
 
     Attributes:
         source_id: the sha256 of the bytes (None when refused).
-        status: ``new`` | ``new_version`` | ``known`` | ``failed`` | ``refused``.
+        status: ``new`` | ``new_version`` | ``moved`` | ``known`` | ``failed`` | ``refused``.
         reason: why it failed or was refused (or which source it duplicates); None for new ones.
         job_ids: jobs to dispatch once the caller has committed.
         origin: the sanitised name it arrived under.
@@ -113,6 +125,7 @@ def intake_file(
         max_bytes=max_bytes,
         parser_timeout_s=parser_timeout_s,
         parser_memory_mb=parser_memory_mb,
+        root=root,
     )
 
 
@@ -169,20 +182,28 @@ def _intake(
     max_bytes: int,
     parser_timeout_s: float,
     parser_memory_mb: int,
+    root: Path | None = None,
 ) -> IntakeResult:
     sha = hashlib.sha256(data).hexdigest()
-    existing = session.get(Source, sha)
-    if existing is not None:
-        return _known(existing, name)
     previous = current_version(session, key)
-    version = previous.version + 1 if previous is not None else 1
+    same = versions_with_content(session, sha)
+    if previous is not None and previous.id in {s.id for s in same}:
+        return _known(previous, name)  # the document at this name already has these bytes
+    live = [s for s in same if s.status not in CURRENT_EXCLUDED]
+    if live:
+        moved = _renamed(live, root) if previous is None else None
+        if moved is None:
+            return _known(live[0], name)  # a copy of a current document under another name
+        return _move(session, moved, name, key)
+    source_id = version_id(sha, len(same))  # a revert: these bytes were an earlier, replaced version
+    version = _next_version(session, key)
     failure: str | None = None
     try:
         sniffed = sniff(data, name)
         media_type, ext = sniffed.media_type, sniffed.ext
     except Unsupported as exc:
         media_type, ext, failure = UNKNOWN_MEDIA_TYPE, "bin", exc.reason
-    slug, raw_path = _store_raw(session, store, data, sha, name, ext, version)
+    slug, raw_path = _store_raw(session, store, data, source_id, name, ext, version)
     text: str | None = None
     title = ""
     if failure is None:
@@ -192,7 +213,7 @@ def _intake(
         except ParseFailed as exc:
             failure = exc.reason
     source = Source(
-        id=sha,
+        id=source_id,
         slug=slug,
         origin=name,
         origin_key=key[:1000],
@@ -211,23 +232,40 @@ def _intake(
             session.add(source)
             session.flush()
     except IntegrityError:
-        raced = session.get(Source, sha)
+        raced = session.get(Source, source_id)
         if raced is None:
             raise
         return _known(raced, name)
     status = "new_version" if previous is not None else "new"
     if failure:
-        log.info("failed %s (%s): %s", name, sha[:12], failure)
-        return IntakeResult(sha, "failed", failure, [], name)
+        log.info("failed %s (%s): %s", name, source_id[:12], failure)
+        return IntakeResult(source_id, "failed", failure, [], name)
     job = enqueue_job(
         session,
         "extract",
-        f"extract:{sha}",
-        {"source_id": sha, "previous_id": source.previous_id},
-        source_id=sha,
+        f"extract:{source_id}",
+        {"source_id": source_id, "previous_id": source.previous_id},
+        source_id=source_id,
     )
-    log.info("%s %s (%s) -> job %s", status, name, sha[:12], job.id)
-    return IntakeResult(sha, status, None, [job.id], name)
+    log.info("%s %s (%s) -> job %s", status, name, source_id[:12], job.id)
+    return IntakeResult(source_id, status, None, [job.id], name)
+
+
+def version_id(sha: str, n: int) -> str:
+    """The id of the ``n``-th version row holding the bytes whose sha256 is ``sha`` (``n`` from 0).
+
+    The first is the sha256 itself; a later one (the same bytes arriving again after their version was
+    replaced or retracted: a revert) is ``sha256("<sha>:<n>")``, so ids stay unique and 64 hex digits.
+    """
+    return sha if n == 0 else hashlib.sha256(f"{sha}:{n}".encode()).hexdigest()
+
+
+def versions_with_content(session: Session, sha: str) -> list[Source]:
+    """Every version row holding the bytes whose sha256 is ``sha``, oldest first (see ``version_id``)."""
+    found: list[Source] = []
+    while (src := session.get(Source, version_id(sha, len(found)))) is not None:
+        found.append(src)
+    return found
 
 
 def current_version(session: Session, key: str) -> Source | None:
@@ -239,6 +277,60 @@ def current_version(session: Session, key: str) -> Source | None:
         .limit(1)
     )
     return session.scalars(stmt).first()
+
+
+def deleted_source(session: Session, path: Path, *, root: Path) -> Source | None:
+    """The current source of a file that has left the ingest folder ``root``, if any.
+
+    Returns None while the file exists, or when nothing current was ingested under its name (a rename
+    already moved its document to the new name).
+    """
+    if os.path.lexists(path):
+        return None
+    try:
+        relative = Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return None
+    return current_version(session, origin_key(relative))
+
+
+def _next_version(session: Session, key: str) -> int:
+    """One more than the highest version ever recorded under ``key`` (retracted and replaced included)."""
+    highest = session.scalar(select(func.max(Source.version)).where(Source.origin_key == key[:1000]))
+    return int(highest or 0) + 1
+
+
+def _renamed(live: list[Source], root: Path | None) -> Source | None:
+    """The current source these bytes belong to when its file has left ``root`` (a rename), else None.
+
+    Only a folder ingest can tell: without ``root`` (a lone file, an upload) nothing is known about the
+    old name, and the same bytes under a new name are a copy.
+    """
+    if root is None:
+        return None
+    for src in live:
+        try:
+            gone = not os.path.lexists(Path(root) / src.origin)
+        except (OSError, ValueError):
+            continue
+        if gone:
+            return src
+    return None
+
+
+def _move(session: Session, src: Source, name: str, key: str) -> IntakeResult:
+    """A rename: the document keeps its version (claims, pages, raw copy) and takes the new name."""
+    old = src.origin
+    src.origin = name
+    src.origin_key = key[:1000]
+    session.flush()
+    job_ids: list[int] = []
+    if src.status in ("extracted", "done"):  # its page exists; one still being extracted gets it later
+        job = enqueue_job(session, "source_page", f"source_page:{src.id}", {"source_id": src.id},
+                          source_id=src.id, requeue_finished=True)
+        job_ids.append(job.id)
+    log.info("moved %s -> %s (%s)", old, name, src.id[:12])
+    return IntakeResult(src.id, "moved", f"renamed from {old!r}", job_ids, name)
 
 
 def _known(existing: Source, name: str) -> IntakeResult:

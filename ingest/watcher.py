@@ -13,6 +13,12 @@ the watcher itself only ever calls ``lstat`` on them.
 
 ``on_file`` runs on the watcher's own thread, one file at a time; an exception it raises is logged and
 the file is offered again after its next change or at the next rescan.
+
+Deletions: a file this watcher offered that disappears (a delete or move-away event, or missing from a
+rescan) is handed to ``on_gone`` once it has stayed missing for ``settle_s`` (an editor that deletes
+and writes a file again does not count). In one pass, settled files are offered before gone ones, so
+``mv a.md b.md`` reaches intake as the new name first (a rename), then the old name's deletion. A file
+deleted while no watcher runs is not noticed.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class Watcher:
         settle_s: how long size and mtime must stay unchanged before a file is offered.
         rescan_interval_s: period of the full rescan.
         clock: wall-clock seconds (``time.time``); settle times compare against file mtimes.
+        on_gone: called with the path of each offered file that stayed missing for ``settle_s``.
     """
 
     def __init__(
@@ -59,9 +66,11 @@ class Watcher:
         rescan_interval_s: float,
         *,
         clock: Callable[[], float] = time.time,
+        on_gone: Callable[[Path], None] | None = None,
     ) -> None:
         self.ingest_dir = Path(ingest_dir)
         self.on_file = on_file
+        self.on_gone = on_gone
         self.ignore_globs = tuple(dict.fromkeys([*ignore_globs, *ALWAYS_IGNORED]))
         self.settle_s = settle_s
         self.rescan_interval_s = rescan_interval_s
@@ -70,6 +79,7 @@ class Watcher:
         self._run_lock = threading.Lock()  # one batch of on_file calls at a time
         self._pending: dict[Path, tuple[_Stamp, float]] = {}
         self._done: dict[Path, _Stamp] = {}
+        self._gone: dict[Path, float] = {}  # offered files now missing, since when
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,6 +126,7 @@ class Watcher:
         with self._lock:
             for gone in [p for p in self._done if p not in seen]:
                 del self._done[gone]
+                self._gone.setdefault(gone, self._clock())
             for gone in [p for p in self._pending if p not in seen]:
                 del self._pending[gone]
         return self.process_ready()
@@ -129,8 +140,11 @@ class Watcher:
         with self._lock:
             if stamp is None:
                 self._pending.pop(path, None)
-                self._done.pop(path, None)
+                if self._done.pop(path, None) is not None:
+                    self._gone.setdefault(path, self._clock())
+                    self._wake.set()
                 return
+            self._gone.pop(path, None)
             if self._done.get(path) == stamp:
                 return
             seen = self._pending.get(path)
@@ -153,6 +167,14 @@ class Watcher:
                         self._done.pop(path, None)
                     continue
                 offered.append(path)
+            for path in self._settled_gone():
+                if self._stop.is_set():
+                    break
+                try:
+                    if self.on_gone is not None:
+                        self.on_gone(path)
+                except Exception:
+                    log.exception("handling the deletion of %s failed; it is not retried", path)
         return offered
 
     def ignored(self, path: Path) -> bool:
@@ -181,6 +203,18 @@ class Watcher:
                     ready.append(path)
         return sorted(ready)
 
+    def _settled_gone(self) -> list[Path]:
+        now = self._clock()
+        out = []
+        with self._lock:
+            for path, since in list(self._gone.items()):
+                if os.path.lexists(path):
+                    del self._gone[path]  # back again: its next change is offered as usual
+                elif now - since >= self.settle_s:
+                    del self._gone[path]
+                    out.append(path)
+        return sorted(out)
+
     def walk(self, top: Path | None = None) -> Iterator[Path]:
         """Files below ``top`` (default the ingest folder), skipping ignored names and symlinked folders."""
         for folder, dirs, files in os.walk(top or self.ingest_dir, followlinks=False):
@@ -198,7 +232,7 @@ class Watcher:
         tick = max(0.05, min(self.settle_s / 2, 1.0))
         while not self._stop.is_set():
             with self._lock:
-                waiting = bool(self._pending)
+                waiting = bool(self._pending or self._gone)
             timeout = tick if waiting else max(0.0, next_rescan - time.monotonic())
             self._wake.wait(timeout)
             self._wake.clear()
@@ -230,6 +264,12 @@ class _Handler(FileSystemEventHandler):
 
     def on_moved(self, event: FileSystemEvent) -> None:
         self._offer(event.dest_path, event.is_directory)
+        if not event.is_directory:
+            self.watcher.observe(Path(os.fsdecode(event.src_path)))  # gone from the old name
+
+    def on_deleted(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self.watcher.observe(Path(os.fsdecode(event.src_path)))
 
     def _offer(self, raw: str | bytes, is_directory: bool) -> None:
         path = Path(os.fsdecode(raw))

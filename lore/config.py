@@ -143,6 +143,10 @@ class IngestSettings(BaseModel):
     chunk_tokens: int = Field(
         3000, ge=200, description="Source text is split into chunks of about this many tokens for extraction."
     )
+    retract_on_delete: bool = Field(
+        False,
+        description="A file deleted from the ingest folder while the watcher runs retracts its document.",
+    )
 
 
 class APISettings(BaseModel):

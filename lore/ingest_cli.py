@@ -33,7 +33,7 @@ class Row:
     """One input file and what became of it."""
 
     path: Path
-    intake: str  # the intake status: new | new_version | known | failed | refused
+    intake: str  # the intake status: new | new_version | moved | known | failed | refused
     source_id: str | None
     status: str  # the source's ledger status, or the intake status when there is no source
     detail: str = ""

@@ -179,7 +179,10 @@ def beat(settings: Settings) -> None:
 
 
 def make_watcher(wiring: Wiring, report: Callable[[Path, Any], None] | None = None) -> Any:
-    """The ingest-folder watcher: each settled file goes through intake, then its jobs are dispatched."""
+    """The ingest-folder watcher: each settled file goes through intake, then its jobs are dispatched.
+
+    With ``LORE_INGEST__RETRACT_ON_DELETE`` a file deleted from the folder retracts its document.
+    """
     from ingest.watcher import Watcher
 
     s = wiring.settings
@@ -191,7 +194,25 @@ def make_watcher(wiring: Wiring, report: Callable[[Path, Any], None] | None = No
         if report is not None:
             report(path, result)
 
-    return Watcher(folder, on_file, s.ingest.ignore_globs, s.ingest.settle_s, s.ingest.rescan_interval_s)
+    def on_gone(path: Path) -> None:
+        if wiring.retract_deleted(path, root=folder) is not None and report is not None:
+            report(path, GoneReport())
+
+    return Watcher(
+        folder,
+        on_file,
+        s.ingest.ignore_globs,
+        s.ingest.settle_s,
+        s.ingest.rescan_interval_s,
+        on_gone=on_gone if s.ingest.retract_on_delete else None,
+    )
+
+
+class GoneReport:
+    """What ``describe_intake`` shows for a deleted file whose document is being retracted."""
+
+    status = "deleted"
+    reason = "its document is being retracted"
 
 
 def describe_intake(path: Path, result: Any) -> str:

@@ -351,6 +351,26 @@ class Wiring:
             self.dispatch(list(result.job_ids))
         return result
 
+    def retract_deleted(self, path: Path, *, root: Path) -> str | None:
+        """Retract the document of a file deleted from the ingest folder ``root``; returns its source id.
+
+        Nothing happens while the file exists or when no current source has its name. The retraction
+        job is dispatched after the commit.
+        """
+        from ingest.service import deleted_source
+        from store.db import unit_of_work
+        from synth.lifecycle import request_retraction
+
+        with unit_of_work(self.session_factory) as session:
+            src = deleted_source(session, path, root=root)
+            if src is None:
+                return None
+            source_id = src.id
+            job_id = request_retraction(session, source_id, max_attempts=self.settings.worker.max_attempts).id
+        log.info("retracting %s (%s): its file was deleted", path, source_id[:12])
+        self.dispatch([job_id])
+        return source_id
+
     def ingest_root_for(self, path: Path) -> Path | None:
         """The ingest folder when ``path`` lies inside it (its origin is then relative to it), else None."""
         folder = self.settings.paths.ingest_dir.resolve()

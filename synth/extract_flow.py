@@ -187,24 +187,13 @@ def _ask_resolver(
     return decided
 
 
-def _replace_previous(session: Session, deps: SynthDeps, previous_id: str, jobs: list[Job]) -> set[int]:
-    """A new version replaces the old one: the old version's claims are retracted in this transaction
-    (what the new version still says was just added again under the new source)."""
-    from synth.lifecycle import retract_claims
+def _replace_previous(session: Session, deps: SynthDeps, src: Source, previous_id: str, jobs: list[Job]) -> set[int]:
+    """A new version replaces every older one (``synth.lifecycle.replace_older_versions``): their claims
+    are retracted in this transaction (what the new version still says was just added again under it)."""
+    from synth.lifecycle import replace_older_versions
 
-    old = session.get(Source, previous_id)
-    if old is None or old.status in ("retracted", "replaced"):
-        return set()
-    old_claims = set(session.scalars(select(Claim.id).where(Claim.source_id == previous_id)))
-    touched = retract_claims(session, old_claims)
-    for link in session.scalars(select(Link).where(Link.source_id == previous_id, Link.status == "active")):
-        link.status = "retracted"
-        touched.update((link.from_entity_id, link.to_entity_id))
-    old.status = "replaced"
-    jobs.append(
-        enqueue_job(session, "source_page", f"source_page:{previous_id}", {"source_id": previous_id},
-                    source_id=previous_id, max_attempts=deps.max_attempts, requeue_finished=True)
-    )
+    touched, page_jobs = replace_older_versions(session, src, previous_id, max_attempts=deps.max_attempts)
+    jobs.extend(page_jobs)
     return touched
 
 
@@ -369,7 +358,7 @@ def _apply(
     jobs: list[Job] = []
     previous_id = job.payload.get("previous_id")
     if previous_id:
-        touched |= _replace_previous(session, deps, str(previous_id), jobs)
+        touched |= _replace_previous(session, deps, src, str(previous_id), jobs)
     src.title = (found.title or src.title)[:500]
     src.summary = found.summary[:4000]
     src.claims_rejected = found.rejected

@@ -6,8 +6,11 @@ pages that linked to a page that disappears), the source page's removal and the 
 commit, so one ``git revert`` undoes it. A page left with no claims is removed. The raw file leaves the
 tree and stays in history.
 
-A new version of a source retracts the old version's claims in the same transaction that adds the new
-ones (``retract_claims``), so only pages whose claims changed are rendered again.
+A new version of a source retracts the old versions' claims in the same transaction that adds the new
+ones (``replace_older_versions``), so only pages whose claims changed are rendered again. Every older
+version is replaced, not only the one the new version names: the chain of ``previous_id`` is walked to
+its start (a failed version in the middle has no claims, but the version before it must still go) and
+any other older source still current under the same name goes too.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from synth.source_page_flow import index_source_text, source_page_path
 log = logging.getLogger(__name__)
 
 MAX_CAS_TRIES = 8
+FINISHED_WITH = ("retracted", "replaced")  # a source in these states no longer counts
 
 
 class SourceNotFound(SynthError):
@@ -106,6 +110,52 @@ def retract_claims(session: Session, claim_ids: set[str]) -> set[int]:
             entity.revision += 1
     session.flush()
     return touched
+
+
+def older_versions(session: Session, src: Source, previous_id: str | None) -> list[Source]:
+    """The versions ``src`` replaces: its predecessors (``previous_id`` chain) and any older source still
+    current under its origin key; retracted and replaced ones are left out."""
+    found: dict[str, Source] = {}
+    pid = previous_id or src.previous_id
+    while pid and pid != src.id and pid not in found:
+        old = session.get(Source, pid)
+        if old is None:
+            break
+        found[pid] = old
+        pid = old.previous_id
+    same_name = select(Source).where(
+        Source.origin_key == src.origin_key,
+        Source.id != src.id,
+        Source.version < src.version,
+        Source.status.not_in(FINISHED_WITH),
+    )
+    for old in session.scalars(same_name):
+        found.setdefault(old.id, old)
+    return [old for old in found.values() if old.status not in FINISHED_WITH]
+
+
+def replace_older_versions(
+    session: Session, src: Source, previous_id: str | None, *, max_attempts: int = 5
+) -> tuple[set[int], list[Job]]:
+    """``src`` is the newest successful version: every older one is ``replaced`` and its claims and links
+    retracted in the caller's transaction. Returns the entities whose claims changed and the source-page
+    jobs (removing the old versions' pages) to dispatch after commit."""
+    touched: set[int] = set()
+    jobs: list[Job] = []
+    for old in older_versions(session, src, previous_id):
+        old_claims = set(session.scalars(select(Claim.id).where(Claim.source_id == old.id)))
+        touched |= retract_claims(session, old_claims)
+        for link in session.scalars(select(Link).where(Link.source_id == old.id, Link.status == "active")):
+            link.status = "retracted"
+            touched.update((link.from_entity_id, link.to_entity_id))
+        old.status = "replaced"
+        jobs.append(
+            enqueue_job(session, "source_page", f"source_page:{old.id}", {"source_id": old.id},
+                        source_id=old.id, max_attempts=max_attempts, requeue_finished=True)
+        )
+        log.info("%s (version %d) replaces %s (version %d)", src.id[:12], src.version, old.id[:12], old.version)
+    session.flush()
+    return touched, jobs
 
 
 def _mark_retracted(session: Session, source_id: str) -> tuple[Source | None, set[int]]:

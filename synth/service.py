@@ -9,6 +9,9 @@
   source is ``failed`` with a reason a person understands, and the job is ``dead``;
 - anything else -> ``failed`` with backoff; after ``max_attempts`` the job is ``dead`` and visible.
 
+A job put back to wait (deferred or failed with backoff) is dispatched again at once; dispatch sends it
+with a countdown to its due time, so it runs again with or without a beat process sweeping.
+
 A crash between any two steps leaves the job ``running`` with a lease; the sweep sends it again once
 the lease expires, and every flow is idempotent.
 """
@@ -86,6 +89,7 @@ def run_job(deps: SynthDeps, job_id: int) -> str:
             live = session.get(Job, job.id)
             if live is not None:
                 defer_job(session, live, wait_s=max(exc.retry_after_s, 5.0), reason=str(exc))
+        deps.dispatch([job.id])
         return "deferred"
     except Exception as exc:  # every failure is recorded; none escapes unrecorded
         permanent = isinstance(exc, PERMANENT)
@@ -107,8 +111,11 @@ def run_job(deps: SynthDeps, job_id: int) -> str:
                     src.error = reason
                     catalog_job = request_catalog(session, deps)  # the log and index list it with its reason
             state = live.state
-        if catalog_job is not None:
-            deps.dispatch([catalog_job])
+        again = [catalog_job] if catalog_job is not None else []
+        if state == "failed":
+            again.append(job.id)  # the retry, due after its backoff
+        if again:
+            deps.dispatch(again)
         return "dead" if state == "dead" else "retry"
     with deps.session_factory() as session, session.begin():
         live = session.get(Job, job.id)

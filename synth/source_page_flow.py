@@ -36,6 +36,13 @@ def index_source_text(deps: SynthDeps, source_id: str, title: str, text: str | N
         log.warning("search index update failed for source %s: %s", source_id[:12], exc)
 
 
+def page_status(status: str) -> str:
+    """The status a source page records. The page is written once extraction is over, and what it shows
+    (summary, entities, claims) is then final: an ``extracted`` source (entity pages still rendering,
+    after which it becomes ``done`` without its page changing) is written as ``done``."""
+    return "done" if status == "extracted" else status
+
+
 def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
     """Render and publish the source's page (removed when the source is retracted)."""
     source_id = str(job.payload["source_id"])
@@ -57,7 +64,7 @@ def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
             summary=src.summary,
             entities=sorted((e.name, page_target(e.page_path)) for e in entities),
             claims=[claim_view(c, {src.id: src}) for c in claims],
-            status=src.status,
+            status=page_status(src.status),
         )
         removed = src.status in ("retracted", "replaced")
         text = None if removed else src.text

@@ -2,6 +2,10 @@
 
 :func:`dispatch_jobs` sends ``jobs.run`` for job ids that were just committed, each on its kind's queue.
 A send that fails (broker down) is logged and dropped: the job is in the table and the sweep finds it.
+A job that is not due yet (the debounced catalog, a retry after backoff, a job waiting for the model)
+is sent with a countdown to its ``next_attempt_at``: the broker (or the worker holding the message)
+delivers it when it is due, so delayed work runs without a beat process. Without the countdown a worker
+would take the message at once, find the job not due, skip it, and nothing would send it again.
 
 :func:`sweep` is what beat runs every few seconds (and ``lore up`` once at start-up). It reads
 ``store.jobs.due_jobs`` and sends each one again:
@@ -41,33 +45,52 @@ Dispatch = Callable[[list[int]], None]
 FINISHED = ("done", "dead")
 
 
-def send_job(app: Celery, job_id: int, kind: str) -> None:
-    """Send one ``jobs.run`` message for ``job_id`` on the queue of ``kind``."""
-    app.send_task("jobs.run", args=[int(job_id)], queue=queue_for_kind(kind))
+def send_job(app: Celery, job_id: int, kind: str, *, countdown: float | None = None) -> None:
+    """Send one ``jobs.run`` message for ``job_id`` on the queue of ``kind``.
+
+    Args:
+        countdown: deliver the message this many seconds from now (a job not due yet); None: at once.
+    """
+    if countdown is not None and countdown > 0:
+        app.send_task("jobs.run", args=[int(job_id)], queue=queue_for_kind(kind), countdown=countdown)
+    else:
+        app.send_task("jobs.run", args=[int(job_id)], queue=queue_for_kind(kind))
+
+
+def _countdown(state: str, next_attempt_at: datetime | None, now: datetime) -> float | None:
+    """Seconds until a queued or failed job is due (None when it is due now or is running)."""
+    due = _aware(next_attempt_at)
+    if state not in ("queued", "failed") or due is None or due <= now:
+        return None
+    return (due - now).total_seconds()
 
 
 def dispatch_jobs(app: Celery, session_factory: sessionmaker[Session], job_ids: Iterable[int]) -> int:
     """Send ``jobs.run`` for each committed job, on its kind's queue; returns how many were sent.
 
-    Jobs already ``done`` or ``dead`` are not sent (a message for them could only be skipped). Never
-    raises for a broker failure: the jobs stay in the table and the sweep sends them later.
+    Jobs already ``done`` or ``dead`` are not sent (a message for them could only be skipped); a job
+    not due yet is sent with a countdown to its due time. Never raises for a broker failure: the jobs
+    stay in the table and the sweep sends them later.
     """
     ids = sorted({int(i) for i in job_ids})
     if not ids:
         return 0
     with session_factory() as session:
-        rows = session.execute(select(Job.id, Job.kind, Job.state).where(Job.id.in_(ids))).all()
-    jobs = {int(i): (str(kind), str(state)) for i, kind, state in rows}
+        rows = session.execute(
+            select(Job.id, Job.kind, Job.state, Job.next_attempt_at).where(Job.id.in_(ids))
+        ).all()
+    jobs = {int(i): (str(kind), str(state), due) for i, kind, state, due in rows}
+    now = utcnow()
     sent = 0
     for job_id in ids:
         if job_id not in jobs:
             log.warning("dispatch: job %s does not exist (not committed?); not sent", job_id)
             continue
-        kind, state = jobs[job_id]
+        kind, state, due = jobs[job_id]
         if state in FINISHED:
             continue  # nothing to run; whoever puts it back in the queue dispatches it again
         try:
-            send_job(app, job_id, kind)
+            send_job(app, job_id, kind, countdown=_countdown(state, due, now))
             sent += 1
         except Exception as exc:  # the broker is down or refused; the sweep re-sends from the table
             log.warning("dispatch: could not send job %s (%s); the sweep will send it", job_id, exc)

@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from ingest.naming import base_slug, display_name, origin_key
-from ingest.service import intake_bytes
+from ingest.service import deleted_source, intake_bytes, intake_file, version_id, versions_with_content
 from ingest.sniff import EXTENSIONS
 from store.db import make_engine, make_session_factory
 from store.models import Base, Job, Source
+from tests.ingest.conftest import LIMITS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,6 +108,54 @@ def test_changed_file_at_a_known_path_is_a_new_version(inbox, intake, session, s
     # every version's bytes are kept
     assert store.read("raw/deploy.md").content == b"# Deploy\n\nUse the blue pool.\n"
     assert store.read("raw/deploy-v2.md").content == b"# Deploy\n\nUse the green pool.\n"
+
+
+def test_bytes_of_an_earlier_replaced_version_are_a_new_version_again(inbox, intake, session, store):
+    path = inbox / "adr.md"
+    first, second = b"# ADR\n\nUse queues.\n", b"# ADR\n\nUse streams.\n"
+    path.write_bytes(first)
+    v1 = intake(path)
+    path.write_bytes(second)
+    v2 = intake(path)
+    session.get(Source, v1.source_id).status = "replaced"  # what v2's extraction does
+    path.write_bytes(first)  # a revert
+    v3 = intake(path)
+    assert v3.status == "new_version"
+    assert v3.source_id == version_id(v1.source_id, 1) != v1.source_id
+    row = session.get(Source, v3.source_id)
+    assert (row.version, row.previous_id, row.slug) == (3, v2.source_id, "adr-v3")
+    assert store.read(row.raw_path).version == store.read("raw/adr.md").version  # the same blob
+    assert intake(path).status == "known"  # the current version already has these bytes
+    session.get(Source, v2.source_id).status = "replaced"  # what v3's extraction does
+    path.write_bytes(second)
+    v4 = intake(path)
+    assert (v4.status, v4.source_id) == ("new_version", version_id(v2.source_id, 1))
+    assert [s.id for s in versions_with_content(session, v2.source_id)] == [v2.source_id, v4.source_id]
+
+
+def test_same_bytes_under_a_new_name_are_a_copy_until_the_old_file_is_gone(inbox, intake, session, store, upload):
+    old = inbox / "notes" / "ledger.md"
+    old.parent.mkdir()
+    old.write_bytes(b"# Ledger\n\nBalances live in PostgreSQL.\n")
+    first = intake(old)
+    session.get(Source, first.source_id).status = "done"
+    new = inbox / "decisions" / "ledger-storage.md"
+    new.parent.mkdir()
+    new.write_bytes(old.read_bytes())
+    assert intake(new).status == "known"  # the old file is still there: a copy
+    assert upload(old.read_bytes(), "ledger-storage.md").status == "known"
+    assert deleted_source(session, old, root=inbox) is None  # still there
+    old.unlink()
+    assert deleted_source(session, old, root=inbox).id == first.source_id
+    moved = intake(new)
+    assert (moved.status, moved.source_id) == ("moved", first.source_id)
+    assert len(moved.job_ids) == 1  # its source page shows the new name
+    row = session.get(Source, first.source_id)
+    assert (row.origin, row.origin_key, row.version) == ("decisions/ledger-storage.md",) * 2 + (1,)
+    assert deleted_source(session, old, root=inbox) is None  # nothing is current under the old name now
+    assert intake(new).status == "known"
+    lone = intake_file(session, store, new, root=None, **LIMITS)  # a lone file knows nothing of folders
+    assert lone.status == "known"
 
 
 def test_same_name_in_another_folder_is_another_document(inbox, intake):

@@ -149,6 +149,50 @@ def test_live_watch_sees_renamed_files_and_never_partial_ones(inbox):
     assert not any(t.name == "lore-ingest-watcher" for t in threading.enumerate())
 
 
+def test_a_deleted_file_is_reported_once_it_stayed_gone_and_after_the_new_names(inbox):
+    clock = Clock()
+    events: list[tuple[str, str]] = []
+    watcher = Watcher(inbox, lambda p: events.append(("file", p.name)), IGNORE, settle_s=2.0,
+                      rescan_interval_s=3600, clock=clock, on_gone=lambda p: events.append(("gone", p.name)))
+    for name in ("a.md", "b.md"):
+        (inbox / name).write_text(name)
+        os.utime(inbox / name, (clock.now - 60, clock.now - 60))
+    watcher.scan_once()
+    assert events == [("file", "a.md"), ("file", "b.md")]
+    (inbox / "a.md").rename(inbox / "z.md")  # keeps its old mtime: offered at once
+    (inbox / "b.md").unlink()
+    watcher.scan_once()
+    assert events[2:] == [("file", "z.md")]  # the deletions wait for settle_s
+    clock.now += 2.5
+    watcher.scan_once()
+    assert events[3:] == [("gone", "a.md"), ("gone", "b.md")]
+    (inbox / "z.md").unlink()
+    watcher.observe(inbox / "z.md")  # a delete event
+    (inbox / "z.md").write_text("written again")  # an editor's delete-and-write: not a deletion
+    clock.now += 2.5
+    watcher.scan_once()
+    clock.now += 2.5
+    watcher.scan_once()
+    assert events[5:] == [("file", "z.md")]
+    watcher.scan_once()
+    assert len(events) == 6  # each reported once
+
+
+@pytest.mark.timeout(60)
+def test_live_watch_reports_a_deleted_file(inbox):
+    offered, gone = threading.Event(), threading.Event()
+    (inbox / "doc.md").write_text("# Doc\n")
+    watcher = Watcher(inbox, lambda p: offered.set(), IGNORE, settle_s=0.2, rescan_interval_s=3600,
+                      on_gone=lambda p: gone.set() if p == inbox / "doc.md" else None)
+    watcher.start()
+    try:
+        assert offered.wait(20), "the file was never offered"
+        (inbox / "doc.md").unlink()
+        assert gone.wait(20), "the deletion was never reported"
+    finally:
+        watcher.stop()
+
+
 @pytest.mark.timeout(60)
 def test_watcher_to_intake_commits_before_dispatch(tmp_path, inbox, store):
     """The boundary the composition root builds: one unit of work per file, dispatch after commit."""

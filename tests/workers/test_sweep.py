@@ -6,11 +6,12 @@ broker to check what was sent where.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
@@ -108,6 +109,21 @@ def test_dispatch_skips_finished_jobs_but_sends_running_and_failed_ones(app, fac
     failed = _job(factory, "render", "failed", state="failed")
     assert dispatch_jobs(app, factory, [done, dead, running, failed]) == 2
     assert _sent(app)["render"] == sorted([running, failed])
+
+
+def test_a_job_not_due_yet_is_sent_to_arrive_when_it_is_due(app, factory):
+    with unit_of_work(factory) as s:
+        later = enqueue_job(s, "catalog", "catalog", {}, delay_s=30.0).id
+        now = enqueue_job(s, "render", "render:1", {}).id
+        due = s.get(Job, later).next_attempt_at
+    assert dispatch_jobs(app, factory, [later, now]) == 2
+    etas = {}
+    with app.connection_for_read() as conn:
+        while (message := conn.default_channel.basic_get("render", no_ack=True)) is not None:
+            etas[json.loads(message.body)[0][0]] = message.headers.get("eta")
+    assert etas[now] is None
+    eta = datetime.fromisoformat(etas[later])
+    assert abs((eta - due.replace(tzinfo=eta.tzinfo)).total_seconds()) < 2
 
 
 def test_dispatch_survives_a_broker_that_is_down(factory):

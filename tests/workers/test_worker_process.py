@@ -77,3 +77,53 @@ def test_beat_and_worker_run_jobs_that_only_exist_in_the_table(tmp_path):
     assert str(procs[0].pid) not in worker_pids  # claimed in the pool's child processes, not the parent
     assert all(j.attempts == 1 for j in jobs)  # each claimed once, however many sweeps ran meanwhile
     assert all("probe" in (j.last_error or "") for j in jobs)
+
+
+@pytest.mark.slow
+def test_a_worker_without_beat_runs_a_delayed_job_when_due_and_its_retry(tmp_path, monkeypatch):
+    """The debounced catalog, a retry after backoff: dispatched before they are due, run when due."""
+    env = _env(tmp_path)
+    env["LORE_WORKER__SWEEP_INTERVAL_S"] = "3600"  # and no beat: nothing sweeps
+    for key, value in env.items():
+        if key.startswith("LORE_"):
+            monkeypatch.setenv(key, value)
+    from lore.config import load_settings
+    from lore.wiring import Wiring, migrate
+
+    settings = load_settings()
+    migrate(settings)
+    wiring = Wiring(settings)
+    wiring.prepare_broker()
+    with unit_of_work(wiring.session_factory) as s:
+        job_id = enqueue_job(s, "probe", "probe:delayed", {}, max_attempts=2, delay_s=4.0).id
+        due = s.get(Job, job_id).next_attempt_at
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "lore.cli", "worker", "--concurrency", "1", "--pool", "solo"],
+        cwd=tmp_path, env=env, stdout=(logs / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        wiring.dispatch([job_id])  # sent now, the job is due in 4 s
+        early: list[int] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with wiring.session_factory() as s:
+                job = s.get(Job, job_id)
+                state, attempts = job.state, job.attempts
+            if utcnow() < due.replace(tzinfo=utcnow().tzinfo) - timedelta(seconds=0.5):
+                early.append(attempts)
+            if state == "dead":
+                break
+            assert worker.poll() is None, (logs / "worker.log").read_text()[-3000:]
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"job {state} after {attempts} attempt(s):\n" + (logs / "worker.log").read_text()[-3000:])
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+        wiring.close()
+    assert early
+    assert set(early) == {0}  # not claimed before it was due
+    assert attempts == 2  # the first run failed; its retry was sent again with its backoff and ran
+    assert "probe" in (job.last_error or "")
