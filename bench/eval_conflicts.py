@@ -187,6 +187,7 @@ def run_record(record: dict[str, Any], make_client: ClientFactory, *, embedder: 
             row = _read_back(s, record, kinds)
         engine.dispose()
     row["order"] = order
+    row["source_chars"] = sum(len(d.get("text", "")) for _, d in docs)
     return row
 
 
@@ -280,6 +281,28 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+CHARS_PER_TOKEN = 4.0  # English text; the usual rule for the tokenizers of GLM, Gemma and Qwen
+
+
+def write_cost(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Model calls and tokens per 1,000 source tokens by stage, over one order's rows (no cache hits)."""
+    source_tokens = sum(r["source_chars"] for r in rows) / CHARS_PER_TOKEN
+    calls: dict[str, int] = {}
+    tokens: dict[str, int] = {}
+    for r in rows:
+        for stage, n in r["model_calls"].items():
+            calls[stage] = calls.get(stage, 0) + n
+        for stage, n in r["tokens"].items():
+            tokens[stage] = tokens.get(stage, 0) + n
+    per = 1000.0 / source_tokens if source_tokens else 0.0
+    return {
+        "source_tokens_est": round(source_tokens),
+        "calls_per_1000": {k: round(v * per, 2) for k, v in sorted(calls.items())},
+        "tokens_per_1000": {k: round(v * per) for k, v in sorted(tokens.items())},
+        "tokens_per_1000_total": round(sum(tokens.values()) * per),
+    }
+
+
 def _dispute_set(row: dict[str, Any]) -> set[tuple[str, ...]]:
     return {tuple(d["keys"]) for d in row["disputes"]}
 
@@ -326,6 +349,7 @@ def run_eval(path: Path, make_client: ClientFactory, *, limit: int | None = None
     result["model_calls_by_stage"] = calls
     result["tokens"] = sum(tokens.values())
     result["tokens_by_stage"] = tokens
+    result["write_cost"] = write_cost(by_order[orders[0]])
     result["wall_s"] = round(time.perf_counter() - start, 1)
     result["sample"] = {"n": sample_n, "seed": seed} if sample_n else {"limit": limit}
     result["rows"] = rows

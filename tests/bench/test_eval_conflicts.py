@@ -1,36 +1,119 @@
-"""Scoring of `lore eval conflicts`, and one record through the real write path with the fake server."""
+"""`lore eval conflicts`: sampling, detectability, scoring, both orders and the judge alone, with the
+fake model server (mechanics only; the figures of the real model are in docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-from bench.eval_conflicts import load_records, run_record, score
+from bench.eval_conflicts import (
+    detectable,
+    gold_pairs,
+    load_records,
+    question_attribute,
+    run_eval,
+    run_judge_only,
+    run_record,
+    sample,
+    score,
+    stratum,
+)
 from bench.fake_llm import FakeLLM
+from lore.wiring import make_recorder
 from synth.client import Endpoint, ModelClient
 
 
+def _row(misinfo: bool, flagged: bool, disambig: int = 1, *, det: bool = True, disputes=(), split: int | None = None):
+    return {"gold_misinfo": misinfo, "flagged": flagged, "disambig": disambig, "detectable": det,
+            "entities_for_name": disambig if split is None else split, "failed_sources": [], "sources": 3,
+            "rejections": {"quote": 1}, "disputes": list(disputes)}
+
+
 def test_scores_follow_their_definitions():
+    true_pair = {"true_pair": True}
     rows = [
-        {"gold_misinfo": True, "flagged": True, "entities_for_name": 1, "disambig": 1, "failed_sources": []},
-        {"gold_misinfo": True, "flagged": False, "entities_for_name": 1, "disambig": 1, "failed_sources": ["x"]},
-        {"gold_misinfo": False, "flagged": True, "entities_for_name": 1, "disambig": 2, "failed_sources": []},
-        {"gold_misinfo": False, "flagged": False, "entities_for_name": 2, "disambig": 2, "failed_sources": []},
+        _row(True, True, disputes=[true_pair]),
+        _row(True, False),
+        _row(True, False, det=False),  # not detectable: outside recall_detectable
+        _row(False, True, 2, disputes=[{"true_pair": False}]),
+        _row(False, False, 2, split=1),
+        _row(False, False, 1),
     ]
-    for row, sources, calls in zip(rows, (2, 1, 3, 0), (1, 0, 2, 0), strict=True):
-        row.update(sources_with_claims_on_entity=sources, judge_calls=calls)
     s = score(rows)
-    assert (s["precision"], s["recall"], s["f1"]) == (0.5, 0.5, 0.5)
-    assert s["false_flag_rate"] == 0.5
-    assert s["false_flag_by_same_name_entities"] == {"2": {"records": 2, "false_flag_rate": 0.5}}
-    assert s["entity_split_accuracy"] == 0.75
-    assert (s["sources_failed"], s["records_with_two_sources_on_entity"], s["judge_calls"]) == (1, 2, 3)
+    assert (s["precision"], s["recall_detectable"], s["recall"]) == (0.5, 0.5, 0.333)
+    assert s["f1"] == 0.5
+    assert s["detectable"] == 2
+    assert s["false_flag_rate"] == {"1": 0.0, "2": 0.5}
+    assert s["entity_split_accuracy"] == round(5 / 6, 3)
+    assert s["pairs"] == {"disputes": 2, "true_pairs": 1, "pair_precision": 0.5}
+    assert (s["sources"], s["sources_failed"], s["rejections"]) == (18, 0, {"quote": 6})
+
+
+def test_the_sample_takes_equal_shares_of_the_four_strata(shared_data):
+    records = load_records(shared_data / "conflicts/ramdocs-dev.jsonl")
+    picked = sample(records, 16, seed=1)
+    assert len(picked) == 16
+    counts: dict = {}
+    for r in picked:
+        counts[stratum(r)] = counts.get(stratum(r), 0) + 1
+    assert counts == {(1, False): 4, (1, True): 4, (2, False): 4, (2, True): 4}
+    assert [r["_index"] for r in sample(records, 16, seed=1)] == [r["_index"] for r in picked]  # reproducible
+    assert [r["_index"] for r in sample(records, 16, seed=2)] != [r["_index"] for r in picked]
+
+
+def test_detectability_is_read_from_the_data():
+    doc = {"type": "correct", "answer": "3,559", "text": "Broken Bow had 3,559 people."}
+    wrong = {"type": "misinfo", "answer": "10,000", "text": "Broken Bow had 10,000 people."}
+    elsewhere = {"type": "misinfo", "answer": "10,000", "text": "The town had 10,000 people."}
+    record = {"disambig_entity": ["Broken Bow, Nebraska"], "documents": [doc, wrong]}
+    assert detectable(record)
+    assert not detectable({**record, "documents": [doc, elsewhere]})  # the wrong passage never names it
+    assert not detectable({**record, "documents": [doc]})
+
+
+def test_gold_pairs_and_the_questions_attribute(shared_data):
+    assert question_attribute("What is the population of Broken Bow?") == "population"
+    assert question_attribute("Who founded Acme?") is None
+    pairs = gold_pairs(load_records(shared_data / "conflicts/ramdocs-dev.jsonl"))
+    assert any(p.conflict for p in pairs) and any(not p.conflict for p in pairs)
+    for p in pairs:
+        assert p.pair.a.value.casefold().replace(" ", "") in p.pair.a.quote.casefold().replace(" ", "")
 
 
 def test_one_record_through_the_write_path(shared_data):
     record = load_records(shared_data / "conflicts/ramdocs-dev.jsonl", limit=1)[0]
     with FakeLLM(seed=1) as fake:
-        row = run_record(record, lambda factory: ModelClient([Endpoint(fake.base_url, "fake-llm")]))
+        row = run_record(record, lambda factory: ModelClient([Endpoint(fake.base_url, "fake-llm")],
+                                                             recorder=make_recorder(factory)))
     assert row["question"] == record["question"]
     assert row["entities_for_name"] >= 1
     # the diagnostics name the claims on the question's entity by the source that said them
     assert row["claims_on_entity"]
     assert all(c.startswith("doc-") for c in row["claims_on_entity"])
-    assert row["sources_with_claims_on_entity"] >= 1
+    assert row["model_calls"]["extract"] >= 1
+
+
+def test_both_orders_reuse_extractions_and_report_invariance(shared_data):
+    with FakeLLM(seed=1) as fake:
+        result = run_eval(shared_data / "conflicts/ramdocs-dev.jsonl",
+                          lambda factory: ModelClient([Endpoint(fake.base_url, "fake-llm")],
+                                                      recorder=make_recorder(factory)),
+                          sample_n=4, seed=1, order="both")
+        extract_requests = fake.stats()["by_stage"].get("extract", 0)
+    assert result["records"] == 8  # four records, two orders
+    assert set(result["orders"]) == {"forward", "reverse"}
+    assert isinstance(result["order_invariant"], bool)
+    assert result["order_invariant"] == (result["order_differences"] == [])
+    forward_extracts = result["orders"]["forward"]["sources"]
+    assert extract_requests <= forward_extracts + 2  # the reverse order asked (almost) nothing again
+    for key in ("precision", "recall_detectable", "f1", "false_flag_rate", "entity_split_accuracy", "sources",
+                "sources_failed", "rejections", "wall_s", "model_calls", "tokens", "detectable"):
+        assert key in result
+
+
+def test_the_judge_alone_on_gold_pairs(shared_data):
+    with FakeLLM(seed=1) as fake:
+        result = run_judge_only(shared_data / "conflicts/ramdocs-dev.jsonl",
+                                ModelClient([Endpoint(fake.base_url, "fake-llm")]), sample_n=20, seed=1)
+    assert result["pairs"] == 20
+    assert result["conflict_pairs"] == result["agree_pairs"] == 10
+    assert result["decided_by_code"] + result["asked_model"] == 20
+    assert 0.0 <= result["precision"] <= 1.0
+    assert result["recall"] > 0  # the fake judge reads differing answers of one question as a conflict

@@ -35,7 +35,7 @@ def serve_embedded_model(log_dir: Path) -> Iterator[LlamaServer]:
         server.stop()
 
 
-def real_wiki(tmp_path: Path, llama: LlamaServer, *, read_s: float) -> Wiki:
+def real_wiki(tmp_path: Path, llama: LlamaServer, *, read_s: float, extract_cache: dict | None = None) -> Wiki:
     """A fresh git + SQLite wiki whose model client talks to ``llama`` and records every call."""
     from lore.wiring import make_recorder
 
@@ -52,5 +52,9 @@ def real_wiki(tmp_path: Path, llama: LlamaServer, *, read_s: float) -> Wiki:
         max_retries=1,
         recorder=make_recorder(factory),
     )
+    if extract_cache is not None:  # extraction answers shared between runs (cached by prompt hash)
+        from bench.eval_conflicts import CachedClient
+
+        client = CachedClient(client, extract_cache)  # type: ignore[assignment]
     deps = SynthDeps(factory, store, client, catalog_debounce_s=0.0, chunk_tokens=1200)
     return Wiki(deps, tmp_path, None)  # type: ignore[arg-type]

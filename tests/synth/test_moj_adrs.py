@@ -1,7 +1,9 @@
-"""Supersession over time with the real local model (issue 6, case 3): four MoJ ADRs ingested in order.
+"""Supersession with the real local model: four MoJ ADRs ingested one after the other, in either order.
 
 ADR 018 ("Dedicated Ingress Controllers") was rejected in favour of 019; ADR 021 ("Multi-cluster") is
-superseded by 036. After ingesting 018, 019, 021 and 036 one after the other, the pages must say so
+superseded by 036. After ingesting 018, 019, 021 and 036 one after the other (and again in reverse order,
+with the same extraction answers, so the second run costs only resolution, judging and prose), the
+pages must say so
 (a cited claim or a History entry) and ``wiki/contradictions.md`` must not list a dispute between
 either pair. The assertions are about meaning, never about the model's exact wording.
 
@@ -52,20 +54,24 @@ def _report(capsys, out: Path, name: str, text: str) -> None:
         sys.stdout.write(f"\n===== {name} =====\n{text}")
 
 
-def test_moj_adrs_supersession_with_the_real_model(tmp_path, llama, shared_data, artifacts_dir, capsys):
+EXTRACTIONS: dict = {}  # shared by both orders
+
+
+@pytest.mark.parametrize("order", ["forward", "reverse"])
+def test_moj_adrs_supersession_with_the_real_model(tmp_path, llama, shared_data, artifacts_dir, capsys, order):
     from synth.runner import drain
 
-    wiki = real_wiki(tmp_path, llama, read_s=1800.0)
+    wiki = real_wiki(tmp_path, llama, read_s=1800.0, extract_cache=EXTRACTIONS)
     deps, factory, store = wiki.deps, wiki.deps.session_factory, wiki.deps.store
     ids: dict[str, str] = {}
-    for name in ADRS:  # in order: each one is read, judged and rendered before the next arrives
+    for name in ADRS if order == "forward" else ADRS[::-1]:  # each read, judged, rendered before the next
         started = time.monotonic()
         (ids[name[:3]],) = wiki.ingest(shared_data / "ops/moj-adrs" / name)
         outcomes = drain(deps)
         with capsys.disabled():
             sys.stdout.write(f"\n{name}: {outcomes} in {time.monotonic() - started:.0f}s")
 
-    out = artifacts_dir / "moj-adrs"
+    out = artifacts_dir / "moj-adrs" / order
     shutil.rmtree(out, ignore_errors=True)  # this run's pages only
     with factory() as s:
         sources = {k: s.get(Source, v) for k, v in ids.items()}
