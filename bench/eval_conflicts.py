@@ -319,8 +319,8 @@ def run_eval(path: Path, make_client: ClientFactory, *, limit: int | None = None
     by_order: dict[str, list[dict[str, Any]]] = {o: [] for o in orders}
     total = len(records) * len(orders)
     step = 0
-    for o in orders:
-        for record in records:
+    for record in records:  # both orders of a record together: a run cut short still compares them
+        for o in orders:
             by_order[o].append(run_record(record, make_client, embedder=embedder, order=o, cache=cache))
             if on_row is not None:
                 on_row(by_order[o][-1])

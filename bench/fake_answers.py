@@ -247,7 +247,8 @@ def extract(text: str, *, obedient: bool = False) -> dict[str, Any]:
         if len(present) >= 2 and len(relations) < 8:
             relations.append({"from": present[0], "to": present[1], "relation": "mentioned with",
                               "quote": text[s:e]})
-    answer = {"title": title, "summary": summary, "entities": entities, "claims": claims[:24],
+    answer = {"title": title, "status": status_line(text), "summary": summary, "entities": entities,
+              "claims": claims[:24],
               "relations": relations}
     if obedient:
         _obey_extract(text, answer)
@@ -269,6 +270,16 @@ _SLOTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("status", re.compile(r"\b(?:was|is|are) (?P<v>decommissioned|deprecated|retired|in production|no longer used)\b")),
 )
 _AS_OF = re.compile(r"\b(?:census of|as of|in) (\d{4})\b", re.I)
+
+
+_STATUS_LINE = re.compile(r"^\s*(?:\*\*)?Status(?:\*\*)?\s*:\s*(?P<s>\S.*?)\s*$", re.M | re.I)
+_STATUS_HEADING = re.compile(r"^#{1,6}\s*Status\s*\n+\s*(?P<s>\S.*?)\s*$", re.M | re.I)
+
+
+def status_line(text: str) -> str | None:
+    """A document's own status line (``Status: Accepted``, or the line under a ``## Status`` heading)."""
+    m = _STATUS_LINE.search(text) or _STATUS_HEADING.search(text)
+    return m.group("s") if m else None
 
 
 def slot_of(sentence: str) -> dict[str, Any]:

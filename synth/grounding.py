@@ -229,7 +229,8 @@ class SourceText:
             self._tokens = tokenize(self.text)
         return self._tokens
 
-    def _exact(self, quote: str) -> Span | None:
+    def find_exact(self, quote: str) -> Span | None:
+        """Step 1 alone: the quote's folded characters, contiguous (the check before tolerant matching)."""
         q = normalise(quote).strip(" \"'.,;:")
         if len(q) < MIN_QUOTE_CHARS:
             return None
@@ -240,7 +241,7 @@ class SourceText:
 
     def find(self, quote: str) -> Span | None:
         """The span of the source ``quote`` stands for (see the module docstring), or None."""
-        exact = self._exact(quote)
+        exact = self.find_exact(quote)
         if exact is not None:
             return exact
         segments = [[t.text for t in tokenize(part)] for part in _ELLIPSIS.split(quote)]
