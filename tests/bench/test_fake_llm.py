@@ -93,14 +93,29 @@ def test_resolve_and_judge_answer_from_the_candidates_given():
         decisions = content(post(fake, body))["decisions"]
         assert [(d["mention"], d["candidate"]) for d in decisions] == [(1, 2), (2, None)]
 
-        jctx = judge.JudgeContext("Kafka", new=[
-            judge.ClaimRef("n1", "Kafka runs on three brokers."),
-            judge.ClaimRef("n2", "Kafka runs on five brokers since 2024.", valid_from="2024"),
-            judge.ClaimRef("n3", "The on-call rota changes weekly."),
-        ], existing=[judge.ClaimRef("e1", "Kafka runs on three brokers.", valid_from="2021")])
-        body = build_payload(Endpoint("http://x/v1", "m"), judge.build_messages(jctx), judge.Judgement, Sampling())
-        outcomes = {o["claim"]: (o["outcome"], o["other"]) for o in content(post(fake, body))["outcomes"]}
-        assert outcomes == {"n1": ("duplicate", "e1"), "n2": ("supersedes", "e1"), "n3": ("unrelated", None)}
+        def side(value, source, **kw):
+            return judge.Side(value, f"Kafka runs on {value}", source, **kw)
+
+        q = "What is the broker count of Kafka?"
+        jctx = judge.JudgeContext([
+            judge.Pair("Kafka", q, side("3 brokers", "a.md"), side("3 brokers", "b.md")),  # same answer
+            judge.Pair("Kafka", q, side("3 brokers", "a.md", as_of="2021"), side("5 brokers", "b.md", as_of="2024")),
+            judge.Pair("Kafka", q, side("3 brokers", "Kafka (Apache)"), side("5 brokers", "Kafka (novel)")),
+            judge.Pair("Kafka", q, side("3 brokers", "21. Kafka", status="Superseded by 36"),
+                       side("5 brokers", "36. Kafka")),
+            judge.Pair("Kafka", q, side("3 brokers", "a.md"), side("5 brokers", "b.md")),  # a conflict
+        ])
+        body = build_payload(Endpoint("http://x/v1", "m"), judge.build_messages(jctx), judge.PairJudgement,
+                             Sampling())
+        got = {a["pair"]: (a["same_question"], a["same_answer"], a["both_true"], a["replaces"])
+               for a in content(post(fake, body))["pairs"]}
+        assert got == {
+            1: (True, True, False, None),
+            2: (True, False, True, None),  # two dates: both can be true
+            3: (False, False, False, None),  # different things that share a name
+            4: (True, False, False, "B"),  # the other's status line names it
+            5: (True, False, False, None),
+        }
 
 
 def test_same_seed_same_behaviour_different_seed_different_faults():
