@@ -121,8 +121,10 @@ def ground(text: str, answers: list[tuple[Extraction, str]]) -> Findings:
             if value is not None and claim.value is not None:
                 span_text = text[span.start:span.end]
                 if not (value_in(span_text, claim.value) or slots.value_matches_span(span_text, value)):
+                    # the value is not in the quoted span: the value is rejected (counted), the claim stays
+                    # on its real quote as a free-text claim, compared with its lexical neighbours
                     out.rejections["value"] += 1
-                    continue
+                    value, attr_key = None, None
             ident = (owner, normalise(claim.text))
             if ident in seen:
                 continue

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from synth import slots
 from synth.grounding import SourceText, claim_id, claim_key, digit_signature, normalise
 
 DOC = """# Incident 2021-03-04
@@ -62,7 +63,7 @@ def test_any_substring_is_grounded(text, start, length):
 
 # --- tolerant locate --------------------------------------------------------------------------------
 
-from hypothesis import assume  # noqa: E402
+from hypothesis import HealthCheck, assume, settings  # noqa: E402
 
 from synth.grounding import locate, value_in  # noqa: E402
 
@@ -113,6 +114,7 @@ WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel
 sentence = st.lists(st.sampled_from(WORDS) | st.integers(10, 9999).map(str), min_size=8, max_size=20, unique=True)
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)  # the machine is shared
 @given(sentence, st.integers(0, 100), st.sampled_from(["spacing", "case", "drop", "ellipsis", "punct"]))
 def test_property_near_verbatim_copies_are_found(words, seed, change):
     text = " ".join(words) + "."
@@ -136,6 +138,7 @@ def test_property_near_verbatim_copies_are_found(words, seed, change):
     assert text[span.start : span.end].startswith(words[0])
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(sentence, st.integers(0, 100), st.sampled_from(["number", "name", "negation"]))
 def test_property_a_changed_number_name_or_negation_is_not_found(words, seed, change):
     text = " ".join(words) + "."
@@ -154,3 +157,28 @@ def test_property_a_changed_number_name_or_negation_is_not_found(words, seed, ch
     else:
         quote_words.insert(1 + seed % (len(quote_words) - 1), "not")
     assert SourceText(text).find(" ".join(quote_words)) is None
+
+
+def test_grounding_counts_rejections_by_reason_and_keeps_a_claim_whose_value_is_not_in_its_span():
+    from synth.extract_flow import ground
+    from synth.prompts.extract import Extraction
+
+    doc = "# Broken Bow\n\nAs of the census of 2010, there were 3,559 people in Broken Bow.\n"
+    answer = Extraction.model_validate({
+        "title": "Broken Bow", "entities": [{"name": "Broken Bow", "type": "places"}], "relations": [],
+        "summary": "s", "claims": [
+            {"entity": "Broken Bow", "text": "Broken Bow had 3,559 people.", "attribute": "population",
+             "value": "3,559 people", "as_of": "2010", "quote": "there were 3,559 people"},
+            {"entity": "Broken Bow", "text": "Broken Bow had 4,000 people.", "attribute": "population",
+             "value": "4,000", "quote": "As of the census of 2010"},  # value not in the span
+            {"entity": "Broken Bow", "text": "It is big.", "quote": "a very big town indeed"},  # no such quote
+            {"entity": "Omaha", "text": "Omaha is near.", "quote": "there were 3,559 people"},  # unknown entity
+        ],
+    })
+    found = ground(doc, [(answer, "")])
+    assert found.rejections == {"quote": 1, "value": 1, "entity": 1}
+    kept = {g.claim.text: g for g in found.claims}
+    assert kept["Broken Bow had 3,559 people."].attr_key == "population"
+    assert kept["Broken Bow had 3,559 people."].value == slots.Value("3559 people", "number")
+    assert kept["Broken Bow had 4,000 people."].attr_key is None  # kept without its unproven slot
+    assert kept["Broken Bow had 4,000 people."].value is None
