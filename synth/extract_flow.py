@@ -113,6 +113,12 @@ def ground(text: str, answers: list[tuple[Extraction, str]]) -> Findings:
                 out.rejections["quote"] += 1
                 continue
             owner = alias_to_key.get(normalise(claim.entity))
+            if owner is None and len(normalise(claim.entity)) >= 3 and src.contains_name(claim.entity):
+                # a name the source does use, that the model forgot to list among the entities
+                owner = normalise(claim.entity)
+                out.entities[owner] = ExtractedEntity(name=claim.entity.strip(), type="other", aliases=[],
+                                                      description="")
+                alias_to_key[owner] = owner
             if owner is None:
                 out.rejections["entity"] += 1
                 continue

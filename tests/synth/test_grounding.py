@@ -172,7 +172,8 @@ def test_grounding_counts_rejections_by_reason_and_keeps_a_claim_whose_value_is_
             {"entity": "Broken Bow", "text": "Broken Bow had 4,000 people.", "attribute": "population",
              "value": "4,000", "quote": "As of the census of 2010"},  # value not in the span
             {"entity": "Broken Bow", "text": "It is big.", "quote": "a very big town indeed"},  # no such quote
-            {"entity": "Omaha", "text": "Omaha is near.", "quote": "there were 3,559 people"},  # unknown entity
+            {"entity": "Omaha", "text": "Omaha is near.", "quote": "there were 3,559 people"},  # not in the text
+            {"entity": "the census", "text": "The census was in 2010.", "quote": "census of 2010"},  # unlisted
         ],
     })
     found = ground(doc, [(answer, "")])
@@ -182,3 +183,6 @@ def test_grounding_counts_rejections_by_reason_and_keeps_a_claim_whose_value_is_
     assert kept["Broken Bow had 3,559 people."].value == slots.Value("3559 people", "number")
     assert kept["Broken Bow had 4,000 people."].attr_key is None  # kept without its unproven slot
     assert kept["Broken Bow had 4,000 people."].value is None
+    # an entity the model did not list but the source names is added, as "other"; one it does not name is not
+    assert found.entities["the census"].type == "other"
+    assert "omaha" not in found.entities
