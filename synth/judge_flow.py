@@ -9,8 +9,9 @@ sources, and only where both answer the same slot (``attr_key``):
 - anything else with different values (an attribute that cannot change, values without dates, equal
   dates) is a dispute *candidate*, which the model reads pairwise (``synth.prompts.judge``) and
   :func:`verdict` maps to ``duplicate | supersedes | disputes | unrelated``;
-- claims without an attribute fall back to their closest lexical neighbours (``MIN_LEXICAL``), judged
-  the same way.
+- claims without an attribute fall back to their closest lexical neighbours (``MIN_LEXICAL``), and a
+  near copy of a claim (``MIN_NEAR_COPY``) is compared even when the model named its attribute otherwise;
+  both are judged the same way.
 
 **Ingest order never decides anything**: every pair is judged once, whichever claim arrived first, the
 model never sees arrival times, and the direction of a supersession comes from the documents' dates or
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 MIN_LEXICAL = 70.0  # token_sort_ratio of two claims without an attribute to be compared
 LEXICAL_NEIGHBOURS = 2
+MIN_NEAR_COPY = 90.0  # two claims this alike are compared even when their attributes differ
 MAX_INVALID = 3
 MIN_NAME_CHARS = 6
 OPEN = ("active", "disputed")
@@ -276,15 +278,15 @@ def plan(session: Session, entity: Entity) -> list[Task]:
             continue
         others = [o for o in claims if o.source_id != c.source_id and frozenset((c.id, o.id)) not in done]
         slot = [o for o in others if c.attr_key and o.attr_key == c.attr_key]
-        lexical: list[Claim] = []
+        text = normalise(c.text)
+        scored = sorted(
+            ((fuzz.token_sort_ratio(text, normalise(o.text)), o) for o in others if o not in slot),
+            key=lambda t: (-t[0], t[1].id),
+        )
         if not c.attr_key or not c.value_norm:
-            text = normalise(c.text)
-            scored = sorted(
-                ((fuzz.token_sort_ratio(text, normalise(o.text)), o) for o in others
-                 if not o.attr_key or not o.value_norm or o.attr_key != c.attr_key),
-                key=lambda t: (-t[0], t[1].id),
-            )
             lexical = [o for score, o in scored[:LEXICAL_NEIGHBOURS] if score >= MIN_LEXICAL]
+        else:  # a near copy whose model-chosen attribute differs (a planted wrong passage often is one)
+            lexical = [o for score, o in scored[:1] if score >= MIN_NEAR_COPY]
         for o in slot + lexical:
             key = frozenset((c.id, o.id))
             if key in done or key in asked or c.status not in PAIRED or o.status not in PAIRED:

@@ -149,6 +149,20 @@ def test_claims_of_one_source_or_other_slots_are_never_paired(factory):
     assert set(_statuses(factory).values()) == {"active"}
 
 
+def test_a_near_copy_with_another_attribute_is_still_compared(factory):
+    a = _claim("c1", "s1", "type", "television series",
+               text="Ardhangini is an Indian Bengali-language television series.")
+    b = _claim("c2", "s2", "language", "Assamese",
+               text="Ardhangini is an Indian Assamese-language television series.")
+    far = _claim("c3", "s3", "network", "Rang", text="It aired on Rang from 2017.")
+    _ledger(factory, [a, b, far])
+    client = RecordingJudge(conflict)
+    judge_flow.judge_entity(_deps(factory, client), 1, job_id=1)
+    assert len(client.calls) == 1 and len(client.calls[0]) == 1  # only the near copies, once
+    assert "Do these statements about Broken Bow agree?" in client.calls[0][0]
+    assert _statuses(factory) == {"c1": "disputed", "c2": "disputed", "c3": "active"}
+
+
 # --- the verdict mapping and its vetoes ---------------------------------------------------------------
 
 
