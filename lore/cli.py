@@ -270,12 +270,13 @@ def bench_store(
     writers: int = typer.Option(16, min=1, help="Writer processes."),
     writes: int = typer.Option(25, min=1, help="Writes per writer."),
     pages: int = typer.Option(4, min=1, help="Shared pages the writers append to."),
+    remote: bool = typer.Option(False, "--remote", help="Publish to a central bare repository over loopback."),
     as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
 ) -> None:
-    """Concurrent CAS writes to the git store: commits per second, conflicts, rebases, lost writes."""
+    """Concurrent writers on the git store (group commit), after a single writer: speedup, lost writes."""
     from bench.store_bench import run_store_bench
 
-    emit_json(run_store_bench(writers=writers, writes=writes, pages=pages))
+    emit_json(run_store_bench(writers=writers, writes=writes, pages=pages, remote=remote))
 
 
 @bench_app.command("read")

@@ -188,6 +188,8 @@ class Wiring:
             lock_timeout_ms=g.lock_timeout_ms,
             max_rebases=g.max_rebases,
             refresh_worktree=g.refresh_worktree,
+            remote_url=g.remote_url,
+            fetch_interval_s=g.fetch_interval_s,
         )
         store.init()
         return store
