@@ -326,6 +326,28 @@ def bench_corpus(
         raise typer.Exit(2) from None
 
 
+@bench_app.command("scale")
+def bench_scale(
+    hosts: int = typer.Option(3, min=1, help="Hosts: a data folder, a clone and one worker each."),
+    workers_per_host: int = typer.Option(2, min=1, help="Worker processes per host."),
+    sources: int = typer.Option(60, min=1, help="Documents taken in, round-robin through the hosts."),
+    entities: int = typer.Option(4, min=1, max=4, help="Shared systems the documents' claims are about."),
+    latency_ms: float = typer.Option(50.0, help="Fake model server latency per call."),
+    timeout: float = typer.Option(1200.0, min=10, help="Longest the work may take, in seconds."),
+    workdir: Path = typer.Option(None, help="Keep every folder (hosts, central repository, logs) here."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Hosts publishing one wiki through a central git repository (git daemon, PostgreSQL, Redis, fake model)."""
+    from bench.scale_bench import run_scale_bench
+
+    try:
+        emit_json(run_scale_bench(hosts=hosts, workers_per_host=workers_per_host, sources=sources,
+                                  entities=entities, latency_ms=latency_ms, timeout_s=timeout, workdir=workdir))
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @bench_app.command("chaos")
 def bench_chaos(
     docs: Path = typer.Option(Path("../shared/data/ops"), help="Folder of documents (recursive, .md)."),

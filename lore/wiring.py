@@ -174,6 +174,15 @@ class Wiring:
 
         return make_session_factory(self.engine)
 
+    @property
+    def shared_state_url(self) -> str | None:
+        """The Redis URL state shared across hosts lives in (breakers, rate limits), or None.
+
+        It is the broker when the broker is Redis; on the embedded runtime such state is per process.
+        """
+        url = self.settings.broker_url
+        return url if url.startswith(("redis://", "rediss://")) else None
+
     @cached_property
     def store(self) -> GitStore:
         """The git page store; the repository is created on first use."""
@@ -402,6 +411,7 @@ class Wiring:
             api_keys=list(s.api.api_keys),
             max_upload_bytes=s.api.max_upload_bytes,
             uploads_per_minute=s.api.uploads_per_minute,
+            rate_limit_storage=self.shared_state_url or "memory://",
             model_health=self.model_health,
             queue_ping=self.queue_ping,
         )

@@ -24,14 +24,45 @@ from store.git.group_commit import Change, Outcome
 from store.git_plumbing import ABSENT, ancestors, apply_changes, compose_message, parse_tree
 from store.git_repo import GitRepo
 
+GROUP_SUBJECT = "Group commit of {n} changes"
+
 
 def batch_message(batch: Sequence[Change]) -> bytes:
-    """The commit message of the changes that landed together."""
+    """The commit message of the changes that landed together.
+
+    Alone, a change keeps its own message and trailers. Several get ``Group commit of N changes``,
+    then one entry per change (``- <subject>`` and its trailers indented below it, which
+    :func:`changes_of` reads back), then every change's trailers as the commit's trailers, so
+    ``git log --grep`` and trailer searches still find each source's commit.
+    """
     if len(batch) == 1:
         return compose_message(batch[0].message, batch[0].trailers)
-    lines = [f"- {c.message.strip().splitlines()[0]}" for c in batch]
+    entries = []
+    for change in batch:
+        entries.append(f"- {change.message.strip().splitlines()[0]}")
+        entries += [f"  {key}: {str(value).strip()}" for key, value in change.trailers]
     trailers = list(dict.fromkeys(t for c in batch for t in c.trailers))
-    return compose_message(f"Group commit of {len(batch)} changes\n\n" + "\n".join(lines), trailers)
+    return compose_message(GROUP_SUBJECT.format(n=len(batch)) + "\n\n" + "\n".join(entries), trailers)
+
+
+def changes_of(message: str, trailers: Mapping[str, Sequence[str]]) -> list[tuple[str, dict[str, list[str]]]]:
+    """The changes a commit holds as ``(subject, trailers)``: one for a plain commit, N for a group.
+
+    Args:
+        message: The commit message without its trailer paragraph (as :class:`CommitInfo` has it).
+        trailers: The commit's trailers.
+    """
+    subject, _, body = message.partition("\n")
+    if not (subject.startswith("Group commit of ") and subject.endswith(" changes")):
+        return [(subject, {k: list(v) for k, v in trailers.items()})]
+    found: list[tuple[str, dict[str, list[str]]]] = []
+    for line in body.splitlines():
+        if line.startswith("- "):
+            found.append((line[2:], {}))
+        elif line.startswith("  ") and found and ": " in line:
+            key, _, value = line.strip().partition(": ")
+            found[-1][1].setdefault(key, []).append(value)
+    return found
 
 
 def hash_files(repo: GitRepo, files: Sequence[Path]) -> list[str]:
@@ -152,4 +183,4 @@ def _effective(
     return effective
 
 
-__all__ = ["StoreLocked", "batch_message", "hash_files", "publish_batch"]
+__all__ = ["GROUP_SUBJECT", "StoreLocked", "batch_message", "changes_of", "hash_files", "publish_batch"]

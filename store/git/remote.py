@@ -14,6 +14,7 @@ GitPython is the thin wrapper here: one :class:`git.Repo` per call, closed after
 
 from __future__ import annotations
 
+import fcntl
 import logging
 
 from git import Repo
@@ -24,6 +25,8 @@ from store.git_repo import GitRepo
 
 log = logging.getLogger(__name__)
 
+PUSHED_LOG = "lore-pushed.log"
+"""File in the git dir listing every commit this host's pushes put on the remote, one a line."""
 REMOTE_NAME = "lore-origin"
 """Name of the remote in each host's repository config."""
 
@@ -75,7 +78,9 @@ class Remote:
             RemoteUnavailable: The remote could not be reached.
         """
         spec = f"+{self.ref}:{self.tracking}"
-        status, _, err = self._git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.url, spec)
+        with open(self.repo.git_dir() / "lore-fetch.flock", "a+b") as lock:  # one fetch at a time per host:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two would race on the tracking ref
+            status, _, err = self._git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.url, spec)
         if status != 0:
             if "couldn't find remote ref" in err or "could not find remote ref" in err.lower():
                 return None
@@ -96,7 +101,8 @@ class Remote:
         status, out, err = self._git("push", "--porcelain", "--quiet", lease, self.url,
                                      f"{check_rev(new)}:{self.ref}")
         if status == 0:
-            self._git("update-ref", "-m", "lore: pushed", self.tracking, new)
+            with open(self.repo.git_dir() / PUSHED_LOG, "a") as fh:  # one short append: atomic
+                fh.write(new + "\n")
             return True
         if any(line.startswith("!") for line in out.splitlines()) or "stale info" in err or "rejected" in err:
             return False
