@@ -102,11 +102,13 @@ def build_model_client(
     *,
     model: str | None = None,
     session_factory: sessionmaker[Session] | None = None,
+    shared_state_url: str | None = None,
 ) -> ModelClient:
     """The model client for ``urls`` (in fallback order) with every knob from ``settings.llm``.
 
     With ``session_factory`` the retry budget is the ledger's, shared by every process on it; without,
-    it is this process's own.
+    it is this process's own. With ``shared_state_url`` (a Redis URL) the endpoints' circuit breakers
+    keep their state there, shared by every worker on every host; without, each process has its own.
     """
     from store.retry_budget import LedgerRetryBudget
     from synth.budget import InMemoryRetryBudget
@@ -127,6 +129,7 @@ def build_model_client(
         max_retries=llm.max_retries,
         breaker_failures=llm.breaker_failures,
         breaker_reset_s=llm.breaker_reset_s,
+        breakers=_shared_breakers(shared_state_url, urls, llm.breaker_failures, llm.breaker_reset_s),
         thinking=llm.thinking,
         retry_budget=(
             LedgerRetryBudget(session_factory, llm.retry_budget_ratio)
@@ -135,6 +138,18 @@ def build_model_client(
         ),
         recorder=recorder,
     )
+
+
+def _shared_breakers(url: str | None, endpoints: list[str], failures: int, reset_s: float) -> list[Any] | None:
+    """Redis-backed breakers, one per endpoint, when ``url`` names a Redis; else None (per process)."""
+    if url is None:
+        return None
+    import redis
+
+    from synth.shared_breaker import RedisCircuitBreaker
+
+    client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    return [RedisCircuitBreaker(client, endpoint, failures, reset_s) for endpoint in endpoints]
 
 
 class Wiring:
@@ -258,6 +273,7 @@ class Wiring:
             model_urls(self.settings),
             make_recorder(self.session_factory),
             session_factory=self.session_factory,
+            shared_state_url=self.shared_state_url,
         )
         self._closers.append(client.close)
         return client
