@@ -24,6 +24,7 @@ short-lived ``git`` processes; nothing is kept open between calls.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import subprocess
 import time
@@ -157,11 +158,15 @@ class GitStore:
         self.fetch_interval_s = fetch_interval_s
         self._fetched_at = -float("inf")
         self._queue_obj: CommitQueue | None = None
+        self._sha1 = False  # known once the queue is opened: chained changes compute SHA-1 blob ids
 
     @property
     def _queue(self) -> CommitQueue:
         if self._queue_obj is None:
-            self._queue_obj = CommitQueue(self._repo.git_dir() / "lore-queue")
+            git_dir = self._repo.git_dir()
+            self._queue_obj = CommitQueue(git_dir / "lore-queue")
+            config = git_dir / "config"
+            self._sha1 = "objectformat = sha256" not in (config.read_text().lower() if config.exists() else "")
         return self._queue_obj
 
     # --- setup ----------------------------------------------------------------------------------
@@ -337,8 +342,10 @@ class GitStore:
         wanted = list(dict.fromkeys(check_path(p) for p in paths))
         conflicts = 0
         for _ in range(max(1, tries)):
-            with self._queue.page_locks(wanted), self._queue.building() as marker:
-                result, led = self._update_once(wanted, build, message, trailers, marker)
+            with contextlib.ExitStack() as locks:
+                locks.enter_context(self._queue.page_locks(wanted))
+                marker = locks.enter_context(self._queue.building())
+                result, led = self._update_once(wanted, build, message, trailers, marker, locks.close)
             if led:
                 self._after_publish()  # outside the page locks: the page's next writer need not wait
             if result is not None:
@@ -353,10 +360,18 @@ class GitStore:
         message: str | Callable[[Mapping[str, bytes | None]], str],
         trailers: Sequence[tuple[str, str]],
         marker: Path,
+        unlock: Callable[[], None],
     ) -> tuple[UpdateResult | None, bool]:
-        """One snapshot, one build, one publish: (result or None when a page moved, led a batch)."""
+        """One snapshot, one build, one publish: (result or None when a page moved, led a batch).
+
+        The page locks are released (``unlock``) as soon as the change is queued; pages other writers
+        of this host have queued and not yet published are read as they will be (chained changes).
+        """
         self._maybe_fetch()
         current = self._snapshot(wanted)
+        if self._sha1:
+            for path, (version, data) in self._queue.pending(wanted).items():
+                current[path] = ReadResult(data, version)
         changes = dict(build(current) or {})
         strays = sorted(set(changes) - set(current))
         if strays:
@@ -366,7 +381,8 @@ class GitStore:
             return UpdateResult(self.head(), blobs, False, 0, 0, 0), False
         text = message(changes) if callable(message) else message
         try:
-            result, led = self._submit(changes, {p: current[p].version for p in changes}, text, trailers, marker)
+            result, led = self._submit(changes, {p: current[p].version for p in changes}, text, trailers, marker,
+                                       unlock if self._sha1 else None)
         except PageConflict:
             return None, True
         blobs.update(result.blobs)
@@ -429,11 +445,12 @@ class GitStore:
         message: str,
         trailers: Sequence[tuple[str, str]],
         building: Path | None = None,
+        queued: Callable[[], None] | None = None,
     ) -> tuple[WriteResult, bool]:
         """Queue a checked change for the group commit: (its result, whether this caller led a batch)."""
         compose_message(message, trailers)  # refuse a bad message before it is queued
         outcome, led = self._queue.submit(changes, expected, message, trailers, self._publish_batch, self._landed,
-                                          building)
+                                          building, queued)
         try:
             outcome.raise_for_error()
         except StoreError:

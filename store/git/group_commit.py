@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from store.errors import InvalidPath, PageConflict, StoreError, StoreLocked
+from store.git_plumbing import ABSENT
 
 PATH_STRIPES = 4096
 """Page locks are striped over this many lock files (a path's stripe is a hash of it)."""
@@ -147,6 +148,7 @@ class CommitQueue:
         publish: Publisher,
         landed: Callable[[str], bool],
         building: Path | None = None,
+        queued: Callable[[], None] | None = None,
     ) -> tuple[Outcome, bool]:
         """Queue one change and return its outcome once a leader (maybe this caller) published it.
 
@@ -158,6 +160,9 @@ class CommitQueue:
             publish: Publishes a batch (called when this caller leads).
             landed: Whether a journalled commit is on the branch (crash recovery).
             building: The caller's marker from :meth:`building`, removed once the change is queued.
+            queued: Called once the change is queued and recorded as pending (see :meth:`pending`);
+                the caller releases its page locks there, so the page's next writer builds on this
+                change while it waits for its outcome.
 
         Returns:
             ``(outcome, led)``: ``led`` is True when this caller published a batch itself.
@@ -180,6 +185,9 @@ class CommitQueue:
             temp = self.folder / f"{rid}.tmp"
             temp.write_text(json.dumps(spec))
             temp.replace(self.folder / f"{rid}.req")
+            if queued is not None:
+                self._record_pending(rid, changes, spec["changes"])
+                queued()
             if building is not None:
                 building.unlink(missing_ok=True)
             led = False
@@ -196,6 +204,37 @@ class CommitQueue:
         finally:
             os.close(wake)
             fifo.unlink(missing_ok=True)
+
+    def _record_pending(self, rid: str, changes: Mapping[str, bytes | None], files: Mapping[str, str | None]) -> None:
+        folder = self.folder / "pending"
+        folder.mkdir(exist_ok=True)
+        for path, data in changes.items():
+            version = ABSENT if data is None else blob_id(data)
+            entry = {"path": path, "rid": rid, "version": version, "blob": files[path]}
+            target = folder / _path_key(path)
+            temp = target.with_suffix(".tmp")
+            temp.write_text(json.dumps(entry))
+            temp.replace(target)
+
+    def pending(self, paths: Iterable[str]) -> dict[str, tuple[str, bytes | None]]:
+        """Queued changes not yet decided that wrote ``paths``: path -> (version, content).
+
+        Call it holding the paths' page locks. A writer builds on a pending change instead of HEAD,
+        so several changes to one page can go out in one batch, chained: each is checked against the
+        blob of the one queued before it. If that one does not land, the chained one gets a conflict
+        and builds again, on HEAD. Only SHA-1 repositories (the blob id is computed here).
+        """
+        found: dict[str, tuple[str, bytes | None]] = {}
+        for path in paths:
+            try:
+                entry = json.loads((self.folder / "pending" / _path_key(path)).read_text())
+                if entry["path"] != path or not (self.folder / f"{entry['rid']}.req").exists():
+                    continue
+                data = (self.folder / entry["blob"]).read_bytes() if entry["blob"] else None
+            except (FileNotFoundError, ValueError, KeyError):
+                continue
+            found[path] = (str(entry["version"]), data)
+        return found
 
     def _try_lead(self, rid: str, publish: Publisher, landed: Callable[[str], bool]) -> bool:
         """Lead one batch if no leader is at work; False when another one is (wait to be woken).
@@ -261,10 +300,10 @@ class CommitQueue:
     def page_locks(self, paths: Iterable[str]) -> Iterator[None]:
         """Hold the page locks of ``paths`` on this host for the block (taken in one global order).
 
-        A writer holds them from its read through its outcome, so two writers on one host never build
-        on the same version of a page: the second reads the first's result. Without them a batch
-        would carry several changes to a hot page built on one version, and all but one would come
-        back as conflicts. Locks are ``flock(2)`` on striped files; the kernel drops them if the
+        A writer holds them from its read until its change is queued, so two writers on one host never
+        build on the same version of a page: the second builds on the first's (see :meth:`pending`).
+        Without them a batch would carry several changes to a hot page built on one version, and all
+        but one would come back as conflicts. Locks are ``flock(2)`` on striped files; the kernel drops them if the
         holder dies.
         """
         stripes = sorted({int(hashlib.sha1(p.encode("utf-8", "surrogateescape")).hexdigest()[:8], 16)
@@ -371,3 +410,12 @@ def _alive(marker: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def blob_id(data: bytes) -> str:
+    """The SHA-1 git blob id of ``data``."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _path_key(path: str) -> str:
+    return hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest() + ".json"
