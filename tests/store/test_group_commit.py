@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,39 @@ def test_lone_writer_leads_at_once(store: GitStore) -> None:
     assert result.changed
     queue = store._repo.git_dir() / "lore-queue"
     assert sorted(p.name for p in queue.iterdir() if p.is_file()) == ["leader.flock"]
+
+
+def test_changes_to_one_page_chain_into_one_commit(store: GitStore) -> None:
+    """While a leader is busy, two writers append to one page: the second builds on the first's change."""
+    import fcntl
+    import threading
+
+    store.write({PAGE: b"start\n"}, {}, "seed")
+    before = store.head()
+    queue = store._repo.git_dir() / "lore-queue"
+    results: dict[str, object] = {}
+
+    def writer(line: str) -> None:
+        results[line] = store.update([PAGE], lambda cur: {PAGE: (cur[PAGE].content or b"") + line.encode()}, line)
+
+    with open(queue / "leader.flock", "a+b") as busy:
+        fcntl.flock(busy, fcntl.LOCK_EX)  # a leader at work: changes queue up behind it
+        first = threading.Thread(target=writer, args=("one\n",))
+        first.start()
+        while not list(queue.glob("*.req")):
+            time.sleep(0.01)
+        second = threading.Thread(target=writer, args=("two\n",))
+        second.start()
+        while len(list(queue.glob("*.req"))) < 2:
+            time.sleep(0.01)
+        fcntl.flock(busy, fcntl.LOCK_UN)
+    first.join(10)
+    second.join(10)
+
+    assert store.read(PAGE).content == b"start\none\ntwo\n"
+    one, two = results["one\n"], results["two\n"]
+    assert one.commit == two.commit == store.head()  # type: ignore[attr-defined]
+    assert one.conflicts == two.conflicts == 0  # type: ignore[attr-defined]
+    assert two.batch == 2  # type: ignore[attr-defined]
+    assert two.blobs[PAGE] == store.read(PAGE).version  # type: ignore[attr-defined]
+    assert len(store.log(since=before)) == 1
