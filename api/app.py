@@ -65,7 +65,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         deps=deps,
         wiki=WikiView(deps.store, deps.session_factory),
         engine=QueryEngine(deps.session_factory, deps.store, deps.search),
-        upload_limiter=RateLimiter(deps.uploads_per_minute, 60.0),
+        upload_limiter=RateLimiter(deps.uploads_per_minute, 60.0, storage_uri=deps.rate_limit_storage),
         registry=registry,
     )
     mcp = build_mcp(ctx)

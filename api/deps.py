@@ -53,6 +53,8 @@ class ApiDeps:
         api_keys: bootstrap keys ``name:scope1+scope2:secret``, stored hashed at start-up.
         max_upload_bytes: uploads are refused with 413 as soon as the body passes this size.
         uploads_per_minute: per key (or per client address when reads are open) upload rate limit.
+        rate_limit_storage: where the upload counters live: ``memory://`` (this process) or a Redis
+            URL shared by every API replica.
         model_health: returns ``"ok"`` or ``"degraded"`` (model server down or breaker open).
         queue_ping: raises when the queue broker is unreachable; None means no separate queue.
         breaker_state: returns ``closed``/``half_open``/``open`` for ``/metrics``; None derives it
@@ -72,6 +74,7 @@ class ApiDeps:
     api_keys: list[str] = field(default_factory=list)
     max_upload_bytes: int = 50 * 1024 * 1024
     uploads_per_minute: int = 60
+    rate_limit_storage: str = "memory://"
     model_health: Callable[[], str] = _model_ok
     queue_ping: Callable[[], None] | None = None
     breaker_state: Callable[[], str] | None = None

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +51,7 @@ from ingest.naming import base_slug, display_name, origin_key
 from ingest.reader import human_size, read_file
 from ingest.sandbox import parse_in_sandbox
 from ingest.sniff import sniff
-from store.errors import PageConflict
-from store.git_store import ABSENT, GitStore
+from store.git_store import ABSENT, GitStore, ReadResult
 from store.jobs import enqueue_job
 from store.models import Source
 
@@ -352,23 +352,13 @@ def _store_raw(
         if session.scalar(select(Source.id).where(Source.slug == slug)) is not None:
             continue
         raw_path = f"raw/{slug}.{ext}"
-        current = store.read(raw_path).content
-        if current is not None:
-            if current == data:
-                return slug, raw_path
-            continue
-        try:
-            store.write(
-                {raw_path: data},
-                {raw_path: ABSENT},
-                f"Ingest {name[:200]}",
-                trailers=[("Lore-Source", sha)],
-            )
-        except PageConflict:
-            if store.read(raw_path).content == data:
-                return slug, raw_path
-            continue
-        return slug, raw_path
+
+        def build(current: Mapping[str, ReadResult], raw_path: str = raw_path) -> dict[str, bytes | None]:
+            return {raw_path: data} if current[raw_path].version == ABSENT else {}
+
+        result = store.update([raw_path], build, f"Ingest {name[:200]}", [("Lore-Source", sha)])
+        if result.changed or store.read(raw_path).content == data:
+            return slug, raw_path
     raise ParseFailed(f"no free name for the raw copy of {name!r}")  # pragma: no cover - 4 distinct slugs
 
 

@@ -271,12 +271,13 @@ def bench_store(
     writers: int = typer.Option(16, min=1, help="Writer processes."),
     writes: int = typer.Option(25, min=1, help="Writes per writer."),
     pages: int = typer.Option(4, min=1, help="Shared pages the writers append to."),
+    remote: bool = typer.Option(False, "--remote", help="Publish to a central bare repository over loopback."),
     as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
 ) -> None:
-    """Concurrent CAS writes to the git store: commits per second, conflicts, rebases, lost writes."""
+    """Concurrent writers on the git store (group commit), after a single writer: speedup, lost writes."""
     from bench.store_bench import run_store_bench
 
-    emit_json(run_store_bench(writers=writers, writes=writes, pages=pages))
+    emit_json(run_store_bench(writers=writers, writes=writes, pages=pages, remote=remote))
 
 
 @bench_app.command("read")
@@ -322,6 +323,28 @@ def bench_corpus(
         emit_json(run_corpus_bench(docs, limit=limit, workers=workers, min_claims=min_claims,
                                    dispute_days=dispute_days))
     except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@bench_app.command("scale")
+def bench_scale(
+    hosts: int = typer.Option(3, min=1, help="Hosts: a data folder, a clone and one worker each."),
+    workers_per_host: int = typer.Option(2, min=1, help="Worker processes per host."),
+    sources: int = typer.Option(60, min=1, help="Documents taken in, round-robin through the hosts."),
+    entities: int = typer.Option(4, min=1, max=4, help="Shared systems the documents' claims are about."),
+    latency_ms: float = typer.Option(50.0, help="Fake model server latency per call."),
+    timeout: float = typer.Option(1200.0, min=10, help="Longest the work may take, in seconds."),
+    workdir: Path = typer.Option(None, help="Keep every folder (hosts, central repository, logs) here."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Hosts publishing one wiki through a central git repository (git daemon, PostgreSQL, Redis, fake model)."""
+    from bench.scale_bench import run_scale_bench
+
+    try:
+        emit_json(run_scale_bench(hosts=hosts, workers_per_host=workers_per_host, sources=sources,
+                                  entities=entities, latency_ms=latency_ms, timeout_s=timeout, workdir=workdir))
+    except (RuntimeError, TimeoutError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
 

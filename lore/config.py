@@ -58,6 +58,15 @@ class GitSettings(BaseModel):
     refresh_worktree: bool = Field(
         True, description="Refresh the working tree after each publish for people who open the folder."
     )
+    remote_url: str | None = Field(
+        None,
+        description="Central repository of record (any git URL: ssh://, https://, git://, a path). Each host "
+        "keeps its repository as a clone and publishes by push with the expected old value. Unset: the "
+        "local repository is the one of record.",
+    )
+    fetch_interval_s: float = Field(
+        5.0, ge=0, description="With a remote: a publish fetches first when the last fetch is older than this."
+    )
 
 
 class LLMSettings(BaseModel):

@@ -102,11 +102,13 @@ def build_model_client(
     *,
     model: str | None = None,
     session_factory: sessionmaker[Session] | None = None,
+    shared_state_url: str | None = None,
 ) -> ModelClient:
     """The model client for ``urls`` (in fallback order) with every knob from ``settings.llm``.
 
     With ``session_factory`` the retry budget is the ledger's, shared by every process on it; without,
-    it is this process's own.
+    it is this process's own. With ``shared_state_url`` (a Redis URL) the endpoints' circuit breakers
+    keep their state there, shared by every worker on every host; without, each process has its own.
     """
     from store.retry_budget import LedgerRetryBudget
     from synth.budget import InMemoryRetryBudget
@@ -127,6 +129,7 @@ def build_model_client(
         max_retries=llm.max_retries,
         breaker_failures=llm.breaker_failures,
         breaker_reset_s=llm.breaker_reset_s,
+        breakers=_shared_breakers(shared_state_url, urls, llm.breaker_failures, llm.breaker_reset_s),
         thinking=llm.thinking,
         retry_budget=(
             LedgerRetryBudget(session_factory, llm.retry_budget_ratio)
@@ -135,6 +138,18 @@ def build_model_client(
         ),
         recorder=recorder,
     )
+
+
+def _shared_breakers(url: str | None, endpoints: list[str], failures: int, reset_s: float) -> list[Any] | None:
+    """Redis-backed breakers, one per endpoint, when ``url`` names a Redis; else None (per process)."""
+    if url is None:
+        return None
+    import redis
+
+    from synth.shared_breaker import RedisCircuitBreaker
+
+    client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    return [RedisCircuitBreaker(client, endpoint, failures, reset_s) for endpoint in endpoints]
 
 
 class Wiring:
@@ -174,6 +189,15 @@ class Wiring:
 
         return make_session_factory(self.engine)
 
+    @property
+    def shared_state_url(self) -> str | None:
+        """The Redis URL state shared across hosts lives in (breakers, rate limits), or None.
+
+        It is the broker when the broker is Redis; on the embedded runtime such state is per process.
+        """
+        url = self.settings.broker_url
+        return url if url.startswith(("redis://", "rediss://")) else None
+
     @cached_property
     def store(self) -> GitStore:
         """The git page store; the repository is created on first use."""
@@ -188,6 +212,8 @@ class Wiring:
             lock_timeout_ms=g.lock_timeout_ms,
             max_rebases=g.max_rebases,
             refresh_worktree=g.refresh_worktree,
+            remote_url=g.remote_url,
+            fetch_interval_s=g.fetch_interval_s,
         )
         store.init()
         return store
@@ -247,6 +273,7 @@ class Wiring:
             model_urls(self.settings),
             make_recorder(self.session_factory),
             session_factory=self.session_factory,
+            shared_state_url=self.shared_state_url,
         )
         self._closers.append(client.close)
         return client
@@ -420,6 +447,7 @@ class Wiring:
             api_keys=list(s.api.api_keys),
             max_upload_bytes=s.api.max_upload_bytes,
             uploads_per_minute=s.api.uploads_per_minute,
+            rate_limit_storage=self.shared_state_url or "memory://",
             model_health=self.model_health,
             queue_ping=self.queue_ping,
         )

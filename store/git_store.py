@@ -1,13 +1,20 @@
 """The git page store: pages are blobs at HEAD of one branch, published by compare-and-swap.
 
-A write never touches the shared index or the working tree. It hashes the new blobs
+:meth:`GitStore.update` is the one publish API: ``build`` turns the current blobs of some paths into
+changes, the change is published, and a page that moved meanwhile runs ``build`` again on the new
+blobs. A write never touches the shared index or the working tree. Changes ready at the same moment
+go out together (:mod:`store.git.group_commit`): one leader hashes the new blobs
 (``hash-object -w``), reads HEAD's trees above the changed paths (one ``cat-file --batch-command``),
-writes the changed trees bottom-up (one ``mktree --batch``), makes a commit with
-``commit-tree -p <head>``, and publishes it with
-``update-ref refs/heads/<branch> <new> <old>``, a compare-and-swap under git's own ref lock (DESIGN
-section 2). If HEAD moved in between, the write is rebuilt on the new HEAD, unless a page the caller
-named in ``expected`` now has another version: that is a :class:`~store.errors.PageConflict` and the
-caller re-renders from the ledger. Paths not in ``expected`` are written blind (last writer wins).
+writes the changed trees bottom-up (one ``mktree --batch``), makes one commit with
+``commit-tree -p <head>``, and publishes it with ``update-ref refs/heads/<branch> <new> <old>``, a
+compare-and-swap under git's own ref lock (DESIGN section 2). If HEAD moved in between, the batch is
+rebuilt on the new HEAD; a change whose expected page now has another version gets a
+:class:`~store.errors.PageConflict` back and the rest land. Paths a change does not guard are written
+blind (last writer wins).
+
+With ``remote_url`` the repository of record is a central one (:mod:`store.git.remote`): the local
+branch mirrors the remote's as last fetched, a publish is a push with the expected old value, and a
+rejected push fetches and rebuilds exactly like a local lost race.
 
 After a publish the working tree is brought to HEAD for people who open the folder (best effort,
 serialised by an ``flock``, never clobbering a person's uncommitted edits). Every call starts its own
@@ -17,32 +24,32 @@ short-lived ``git`` processes; nothing is kept open between calls.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from store.errors import InvalidPath, PageConflict, StoreError, StoreLocked
-from store.faults import crash_point
+from store.git.batch import publish_batch
+from store.git.group_commit import Change, CommitQueue, Outcome
+from store.git.objects import Unsupported, read_paths
+from store.git.remote import Remote
 from store.git_plumbing import (
     ABSENT,
     CommitInfo,
     ancestors,
-    apply_changes,
     check_path,
     check_rev,
     check_version,
     compose_message,
-    effective_changes,
-    parse_tree,
-    unchanged,
 )
 from store.git_repo import GitRepo
 
-__all__ = ["ABSENT", "CommitInfo", "GitStore", "ReadResult", "WriteResult"]
+__all__ = ["ABSENT", "MAX_CAS_TRIES", "Build", "CommitInfo", "GitStore", "ReadResult", "UpdateResult",
+           "WriteResult"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,8 @@ STALE_LOCK_MARGIN_S = 30.0
 """Seconds added to the ref lock timeout before a lock file may be judged stale."""
 GC_EVERY_WRITES = 500
 """A store instance runs ``git gc --auto`` after this many of its own commits."""
+MAX_CAS_TRIES = 8
+"""How many snapshots :meth:`GitStore.update` lets ``build`` see before it raises PageConflict."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,11 @@ class ReadResult:
 
     content: bytes | None
     version: str
+
+
+Build = Callable[[Mapping[str, ReadResult]], "Mapping[str, bytes | None] | None"]
+"""What :meth:`GitStore.update` calls: the current pages -> the changes to publish (None: nothing)."""
+Journal = Callable[[str, Mapping[str, Outcome]], None]
 
 
 @dataclass(frozen=True)
@@ -69,12 +83,37 @@ class WriteResult:
         parent: The HEAD the write was built on (None for the first commit).
         rebases: How often the write was rebuilt on a HEAD that moved under it.
         changed: False when the resulting tree equalled HEAD's and no commit was made.
+        blobs: path -> blob id written (None: the path is absent now), for every changed path.
+        batch: How many changes shared the commit (group commit); 0 when none was made.
     """
 
     commit: str
     parent: str | None
     rebases: int
     changed: bool
+    blobs: dict[str, str | None] = field(default_factory=dict)
+    batch: int = 1
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """Outcome of :meth:`GitStore.update`.
+
+    Attributes:
+        commit: The commit holding the pages (HEAD when nothing changed; None before the first commit).
+        blobs: path -> blob id of every path afterwards (None: absent).
+        changed: Whether a commit was made.
+        conflicts: How often ``build`` was run again because a page moved.
+        rebases: How often the commit was rebuilt because HEAD moved on other paths.
+        batch: How many changes shared the commit (0 when nothing changed).
+    """
+
+    commit: str | None
+    blobs: dict[str, str | None]
+    changed: bool
+    conflicts: int
+    rebases: int
+    batch: int
 
 
 class GitStore:
@@ -88,6 +127,8 @@ class GitStore:
         lock_timeout_ms: How long git waits for a ref lock another writer holds.
         max_rebases: How often one write is rebuilt on a moved HEAD before it raises StoreLocked.
         refresh_worktree: Bring the working tree to HEAD after each publish.
+        remote_url: URL of the central repository of record; None: this repository is it.
+        fetch_interval_s: With a remote, an update first fetches when the last fetch is older.
     """
 
     def __init__(
@@ -100,6 +141,8 @@ class GitStore:
         lock_timeout_ms: int = 5000,
         max_rebases: int = 50,
         refresh_worktree: bool = True,
+        remote_url: str | None = None,
+        fetch_interval_s: float = 5.0,
     ) -> None:
         self.root = Path(root).absolute()
         self.branch = branch
@@ -111,6 +154,20 @@ class GitStore:
         self.refresh_worktree = refresh_worktree
         self._repo = GitRepo(self.root, author_name, author_email)
         self._published = 0
+        self.remote = Remote(remote_url, self._repo, branch) if remote_url else None
+        self.fetch_interval_s = fetch_interval_s
+        self._fetched_at = -float("inf")
+        self._queue_obj: CommitQueue | None = None
+        self._sha1 = False  # known once the queue is opened: chained changes compute SHA-1 blob ids
+
+    @property
+    def _queue(self) -> CommitQueue:
+        if self._queue_obj is None:
+            git_dir = self._repo.git_dir()
+            self._queue_obj = CommitQueue(git_dir / "lore-queue")
+            config = git_dir / "config"
+            self._sha1 = "objectformat = sha256" not in (config.read_text().lower() if config.exists() else "")
+        return self._queue_obj
 
     # --- setup ----------------------------------------------------------------------------------
 
@@ -137,6 +194,9 @@ class GitStore:
                 "core.autocrlf": "false",
             }
         )
+        if self.remote is not None:
+            self.remote.configure()
+            self.sync()
         if self.head() is None:
             self.write({}, {}, "Initialize the Lore wiki")
         self._repo.run("gc", "--auto", "--quiet", check=False)
@@ -245,6 +305,97 @@ class GitStore:
 
     # --- the write path -------------------------------------------------------------------------
 
+    def update(
+        self,
+        paths: Iterable[str],
+        build: Build,
+        message: str | Callable[[Mapping[str, bytes | None]], str],
+        trailers: Sequence[tuple[str, str]] = (),
+        *,
+        tries: int = MAX_CAS_TRIES,
+    ) -> UpdateResult:
+        """Publish what ``build`` makes of the current ``paths``: the one publish API of every flow.
+
+        ``build`` receives path -> :class:`ReadResult` for every path (one snapshot of HEAD) and
+        returns the changes (path -> new bytes, or None to delete; only paths it was given), or
+        None / an empty mapping for nothing to do. Each changed path is guarded by the version
+        ``build`` saw; the change goes to the group commit (:mod:`store.git.group_commit`). When one
+        of those pages moved meanwhile, ``build`` runs again on the new blobs, at most ``tries``
+        times in all; a branch that moved on other paths costs no rebuild.
+
+        Args:
+            paths: Repository paths ``build`` reads.
+            build: Current pages -> changes (pure of side effects; it may run several times).
+            message: Commit message, or a function of the changes returning it.
+            trailers: ``(key, value)`` trailers such as ``("Lore-Source", sha256)``.
+            tries: How many snapshots ``build`` may see before the update gives up.
+
+        Returns:
+            The commit, and the blob id of every path afterwards (None: absent).
+
+        Raises:
+            InvalidPath: A path is unsafe, or ``build`` returned a path it was not given.
+            PageConflict: The pages kept changing under ``build`` for ``tries`` snapshots.
+            StoreLocked: The ref stayed locked, or HEAD moved more than ``max_rebases`` times.
+            StoreError: git failed otherwise.
+        """
+        wanted = list(dict.fromkeys(check_path(p) for p in paths))
+        conflicts = 0
+        for _ in range(max(1, tries)):
+            with contextlib.ExitStack() as locks:
+                locks.enter_context(self._queue.page_locks(wanted))
+                marker = locks.enter_context(self._queue.building())
+                result, led = self._update_once(wanted, build, message, trailers, marker, locks.close)
+            if led:
+                self._after_publish()  # outside the page locks: the page's next writer need not wait
+            if result is not None:
+                return replace(result, conflicts=conflicts)
+            conflicts += 1
+        raise PageConflict(wanted)
+
+    def _update_once(
+        self,
+        wanted: builtins.list[str],
+        build: Build,
+        message: str | Callable[[Mapping[str, bytes | None]], str],
+        trailers: Sequence[tuple[str, str]],
+        marker: Path,
+        unlock: Callable[[], None],
+    ) -> tuple[UpdateResult | None, bool]:
+        """One snapshot, one build, one publish: (result or None when a page moved, led a batch).
+
+        The page locks are released (``unlock``) as soon as the change is queued; pages other writers
+        of this host have queued and not yet published are read as they will be (chained changes).
+        """
+        self._maybe_fetch()
+        current = self._snapshot(wanted)
+        if self._sha1:
+            for path, (version, data) in self._queue.pending(wanted).items():
+                current[path] = ReadResult(data, version)
+        changes = dict(build(current) or {})
+        strays = sorted(set(changes) - set(current))
+        if strays:
+            raise InvalidPath(f"build returned paths it was not given: {', '.join(strays)}")
+        blobs = {p: (None if r.version == ABSENT else r.version) for p, r in current.items()}
+        if not changes:
+            return UpdateResult(self.head(), blobs, False, 0, 0, 0), False
+        text = message(changes) if callable(message) else message
+        try:
+            result, led = self._submit(changes, {p: current[p].version for p in changes}, text, trailers, marker,
+                                       unlock if self._sha1 else None)
+        except PageConflict:
+            return None, True
+        blobs.update(result.blobs)
+        return UpdateResult(result.commit, blobs, result.changed, 0, result.rebases, result.batch), led
+
+    def _snapshot(self, paths: builtins.list[str]) -> dict[str, ReadResult]:
+        """The pages at HEAD for a build: read in-process when the layout allows, else with git."""
+        try:
+            _, found = read_paths(self._repo.git_dir(), self.ref, paths)
+        except Unsupported:
+            return self.read_many(paths)
+        return {p: ReadResult(data, version) for p, (version, data) in found.items()}
+
     def write(
         self,
         changes: Mapping[str, bytes | None],
@@ -252,7 +403,11 @@ class GitStore:
         message: str,
         trailers: Sequence[tuple[str, str]] = (),
     ) -> WriteResult:
-        """Commit ``changes`` on top of HEAD in one commit, if the ``expected`` versions still hold.
+        """Commit ``changes`` on top of HEAD, if the ``expected`` versions still hold (no rebuild).
+
+        The change is queued for the group commit: it may share its commit with other changes ready
+        at the same moment, each checked against its own expected versions. Flows call
+        :meth:`update`, which rebuilds on a conflict; this is its single-shot step.
 
         Args:
             changes: path -> new bytes, or None to delete the path.
@@ -278,64 +433,59 @@ class GitStore:
         for path in written:
             if any(changes.get(a) is not None for a in ancestors(path)):
                 raise InvalidPath(f"{path} lies below a path this write also makes a file")
-        text = compose_message(message, trailers)
-        blobs: dict[str, str] | None = None  # hashed once the first snapshot shows no conflict
-        dirs = sorted({a for p in changes for a in ancestors(p)})
-        looked_up = sorted(set(expected) | set(changes))
-        queries = [("contents", "^{tree}")] + [("contents", ":" + d) for d in dirs]
-        queries += [("info", ":" + p) for p in looked_up]
-        rebases = 0
-        while True:
-            head, answers = self._repo.probe(self.ref, queries)
-            trees, infos = answers[: len(dirs) + 1], answers[len(dirs) + 1 :]
-            kinds = dict(zip(["", *dirs], (kind for _, kind, _ in trees), strict=True))
-            versions = {p: (oid if kind == "blob" else kind) or ABSENT for p, (oid, kind, _) in
-                        zip(looked_up, infos, strict=True)}
-            moved = [p for p, version in expected.items() if versions[p] != version]
-            if moved:
-                raise PageConflict(moved)
-            if blobs is None:
-                blobs = self._hash_blobs({p: data for p, data in changes.items() if data is not None})
-            effective = effective_changes(changes, blobs, kinds, versions)
-            oid_len = len(head) // 2 if head else 20
-            needed = {"", *(a for p in effective for a in ancestors(p))}
-            listings = {d: parse_tree(data, oid_len) if kind == "tree" and data is not None else {}
-                        for d, (_, kind, data) in zip(["", *dirs], trees, strict=True) if d in needed}
-            if head is not None and all(unchanged(listings, p, blob) for p, blob in effective.items()):
-                return WriteResult(head, head, rebases, False)
-            with self._repo.tree_maker() as make_tree:
-                tree = apply_changes(listings, effective, make_tree)
-            if head is not None and tree == trees[0][0]:
-                return WriteResult(head, head, rebases, False)
-            parent = ["-p", head] if head else []
-            commit = self._repo.out("commit-tree", "--no-gpg-sign", tree, *parent, input=text)
-            crash_point("before_ref")  # crash tests: objects written, branch not moved
-            if self._publish(commit, head):
-                crash_point("after_ref")  # crash tests: branch moved, nothing after it done
-                self._after_publish()
-                return WriteResult(commit, head, rebases, True)
-            rebases += 1
-            if rebases > self.max_rebases:
-                raise StoreLocked(f"HEAD moved {rebases} times during one write; giving up")
+        result, led = self._submit(changes, expected, message, trailers)
+        if led:
+            self._after_publish()
+        return result
 
-    def _hash_blobs(self, contents: Mapping[str, bytes]) -> dict[str, str]:
-        """Write blobs for ``contents`` with one ``hash-object`` process; path -> blob id."""
-        if not contents:
-            return {}
-        if len(contents) == 1:
-            (path, data), = contents.items()
-            return {path: self._repo.out("hash-object", "-w", "--no-filters", "--stdin", input=data)}
-        with tempfile.TemporaryDirectory(prefix="lore-blobs-") as tmp:
-            files = []
-            for i, data in enumerate(contents.values()):
-                files.append(Path(tmp) / str(i))
-                files[-1].write_bytes(data)
-            listing = "".join(f"{f}\n" for f in files).encode()
-            proc = self._repo.run("hash-object", "-w", "--no-filters", "--stdin-paths", input=listing)
-        return dict(zip(contents, proc.stdout.decode().split(), strict=True))
+    def _submit(
+        self,
+        changes: Mapping[str, bytes | None],
+        expected: Mapping[str, str],
+        message: str,
+        trailers: Sequence[tuple[str, str]],
+        building: Path | None = None,
+        queued: Callable[[], None] | None = None,
+    ) -> tuple[WriteResult, bool]:
+        """Queue a checked change for the group commit: (its result, whether this caller led a batch)."""
+        compose_message(message, trailers)  # refuse a bad message before it is queued
+        outcome, led = self._queue.submit(changes, expected, message, trailers, self._publish_batch, self._landed,
+                                          building, queued)
+        try:
+            outcome.raise_for_error()
+        except StoreError:
+            if led:
+                self._after_publish()
+            raise
+        assert outcome.commit is not None
+        result = WriteResult(outcome.commit, outcome.parent, outcome.rebases, outcome.changed,
+                             dict(outcome.blobs), outcome.batch)
+        return result, led
+
+    def _publish_batch(self, batch: Sequence[Change], journal: Journal) -> dict[str, Outcome]:
+        return publish_batch(self._repo, self.ref, batch, journal, self._publish, self.max_rebases)
+
+    def _landed(self, commit: str) -> bool:
+        """Whether a journalled commit of a dead leader is on the branch."""
+        if self.remote is not None:
+            self.sync()
+        head = self.head()
+        if head is None:
+            return False
+        return self._repo.run("merge-base", "--is-ancestor", check_rev(commit), head, check=False).returncode == 0
 
     def _publish(self, new: str, old: str | None) -> bool:
-        """Move the branch from ``old`` to ``new``; False when HEAD had moved (rebuild and retry)."""
+        """Move the branch from ``old`` to ``new``; False when HEAD had moved (rebuild and retry).
+
+        With a remote, the push is the compare-and-swap; a rejected push fetches first, so the
+        rebuild sees the remote's head.
+        """
+        if self.remote is not None:
+            if not self.remote.push(new, old):
+                self.sync(refresh=False)
+                return False
+            self._repo.run("update-ref", "-m", "lore: pushed", self.ref, new, old or "", check=False)
+            return True
         for attempt in range(2):
             proc = self._repo.run("update-ref", "-m", "lore: write", self.ref, new, old or "", check=False)
             if proc.returncode == 0:
@@ -350,9 +500,42 @@ class GitStore:
             raise StoreLocked(f"ref {self.ref} stayed locked for {self.lock_timeout_ms} ms: {err}")
         return False  # pragma: no cover - the loop always returns or raises
 
+    # --- the central remote ---------------------------------------------------------------------
+
+    def sync(self, *, refresh: bool = True) -> str | None:
+        """Fetch the remote's branch and move the local branch to it (no-op without a remote).
+
+        The local branch mirrors the remote: it only ever holds commits the remote took. The move
+        is a compare-and-swap against the head read before the fetch, so a publish that lands
+        meanwhile is never undone.
+
+        Args:
+            refresh: Bring the working tree along afterwards.
+
+        Returns:
+            The local head afterwards.
+
+        Raises:
+            RemoteUnavailable: The remote could not be reached.
+        """
+        if self.remote is None:
+            return self.head()
+        before = self.head()
+        remote_head = self.remote.fetch()
+        self._fetched_at = time.monotonic()
+        if remote_head is not None and remote_head != before:
+            self._repo.run("update-ref", "-m", "lore: fetched", self.ref, remote_head, before or "", check=False)
+            if refresh:
+                self._after_publish(count=False)
+        return self.head()
+
+    def _maybe_fetch(self) -> None:
+        if self.remote is not None and time.monotonic() - self._fetched_at >= self.fetch_interval_s:
+            self.sync()
+
     # --- working tree and locks -----------------------------------------------------------------
 
-    def _after_publish(self) -> None:
+    def _after_publish(self, *, count: bool = True) -> None:
         """Refresh the working tree, and now and then let git pack loose objects; never raises.
 
         Plumbing never starts git's auto-gc, so the store runs ``gc --auto`` (a no-op below git's
@@ -360,8 +543,8 @@ class GitStore:
         A refresh that fails is tried once more after :meth:`recover_stale_locks` removed something:
         an ``index.lock`` left by a killed ``git`` would otherwise stop every refresh for good.
         """
-        self._published += 1
-        if self._published % GC_EVERY_WRITES == 0:
+        self._published += int(count)
+        if count and self._published % GC_EVERY_WRITES == 0:
             self._repo.run("gc", "--auto", "--quiet", check=False)
         if not self.refresh_worktree:
             return

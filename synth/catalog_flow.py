@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.errors import PageConflict
 from store.faults import crash_point
 from store.git_store import ReadResult
 from store.models import Claim, Contradiction, Entity, Job, Page, Source
@@ -22,7 +21,6 @@ from wiki.catalog import CatalogEntry, DisputeView, LogEntry, render_contradicti
 from wiki.links import page_target
 
 INDEX, LOG, CONTRADICTIONS = "wiki/index.md", "wiki/log.md", "wiki/contradictions.md"
-MAX_CAS_TRIES = 8
 
 
 def _iso(dt: datetime) -> str:
@@ -96,15 +94,12 @@ def catalog_changes(session: Session, current: Mapping[str, ReadResult]) -> dict
 
 def run_catalog(deps: SynthDeps, job: Job) -> list[int]:
     """Regenerate the three catalog pages and publish them in one commit."""
-    for _ in range(MAX_CAS_TRIES):
-        current = deps.store.read_many(CATALOG_PATHS)
+
+    def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:
         with deps.session_factory() as session:
-            changes = catalog_changes(session, current)
-        expected = {p: current[p].version for p in changes}
+            changes: dict[str, bytes | None] = dict(catalog_changes(session, current))
         crash_point("catalog_write")  # crash tests: catalog rendered from the ledger, not published
-        try:
-            deps.store.write(changes, expected, "Catalog", [("Lore-Job", str(job.id))])
-            return []
-        except PageConflict:
-            continue
-    raise PageConflict(list(CATALOG_PATHS))
+        return changes
+
+    deps.store.update(CATALOG_PATHS, build, "Catalog", [("Lore-Job", str(job.id))])
+    return []

@@ -151,6 +151,8 @@ class ModelClient:
         backoff_base_s: first backoff; it doubles per retry, jittered, up to ``backoff_max_s``.
         breaker_failures: consecutive failures that open an endpoint's breaker; ``breaker_reset_s``:
             seconds before an open breaker lets a trial call through.
+        breakers: one breaker per endpoint to use instead (e.g. ``RedisCircuitBreaker``, shared by
+            every worker); default: this process's own, built from the two settings above.
         thinking: ask reasoning models to think (``chat_template_kwargs.enable_thinking``).
         retry_budget: shared budget; default an in-memory one with ratio 0.2.
         recorder: receives one ``CallRecord`` per attempt; its failures are logged, never raised.
@@ -172,6 +174,7 @@ class ModelClient:
         backoff_max_s: float = 10.0,
         breaker_failures: int = 5,
         breaker_reset_s: float = 30.0,
+        breakers: Sequence[CircuitBreaker] | None = None,
         thinking: bool = False,
         retry_budget: RetryBudget | None = None,
         recorder: Callable[[CallRecord], None] | None = None,
@@ -192,7 +195,9 @@ class ModelClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.thinking = thinking
-        self.breakers = tuple(
+        if breakers is not None and len(breakers) != len(self.endpoints):
+            raise ValueError("one breaker per endpoint is needed")
+        self.breakers = tuple(breakers) if breakers is not None else tuple(
             CircuitBreaker(breaker_failures, breaker_reset_s, clock=clock) for _ in self.endpoints
         )
         self.budget: RetryBudget = retry_budget if retry_budget is not None else InMemoryRetryBudget(0.2)

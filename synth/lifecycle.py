@@ -16,12 +16,13 @@ any other older source still current under the same name goes too.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from store.errors import PageConflict
-from store.git_store import ABSENT
+from store.git_store import ABSENT, ReadResult
 from store.jobs import enqueue_job
 from store.models import Claim, Contradiction, Entity, Job, Link, Page, Source
 from synth.catalog_flow import CATALOG_PATHS, catalog_changes
@@ -32,7 +33,6 @@ from synth.source_page_flow import index_source_text, source_page_path
 
 log = logging.getLogger(__name__)
 
-MAX_CAS_TRIES = 8
 FINISHED_WITH = ("retracted", "replaced")  # a source in these states no longer counts
 
 
@@ -198,25 +198,23 @@ def run_retract(deps: SynthDeps, job: Job) -> list[int]:
         if src is None:
             return []
         title, slug, raw_path = src.title or src.origin, src.slug, src.raw_path
-    for _ in range(MAX_CAS_TRIES):
-        with deps.session_factory() as session:
-            snaps = {eid: s for eid in sorted(touched) if (s := snapshot(session, eid)) is not None}
-            for eid in sorted(_neighbours_of_removed(session, snaps)):
-                if (s := snapshot(session, eid)) is not None:
-                    snaps[eid] = s
-        assisted = None
-        for snap in snaps.values():
-            if snap.prose_needed and snap.view.claims:
-                prose, by = compose(deps, snap, job.id)
-                if prose:
-                    from dataclasses import replace
+    with deps.session_factory() as session:
+        snaps = {eid: s for eid in sorted(touched) if (s := snapshot(session, eid)) is not None}
+        for eid in sorted(_neighbours_of_removed(session, snaps)):
+            if (s := snapshot(session, eid)) is not None:
+                snaps[eid] = s
+    assisted = None
+    for snap in snaps.values():
+        if snap.prose_needed and snap.view.claims:
+            prose, by = compose(deps, snap, job.id)
+            if prose:
+                snap.view = replace(snap.view, summary=prose)
+                assisted = assisted or by
+    paths = [s.path for s in snaps.values()] + [source_page_path(slug), *CATALOG_PATHS]
+    if raw_path:
+        paths.append(raw_path)
 
-                    snap.view = replace(snap.view, summary=prose)
-                    assisted = assisted or by
-        paths = [s.path for s in snaps.values()] + [source_page_path(slug), *CATALOG_PATHS]
-        if raw_path:
-            paths.append(raw_path)
-        current = deps.store.read_many(paths)
+    def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:
         changes: dict[str, bytes | None] = {}
         for snap in snaps.values():
             body = page_bytes(snap, current[snap.path].content, today())
@@ -227,24 +225,18 @@ def run_retract(deps: SynthDeps, job: Job) -> list[int]:
                 changes[path] = None
         with deps.session_factory() as session:
             changes.update(catalog_changes(session, current))
-        trailers = [("Lore-Source", source_id), ("Lore-Job", str(job.id))]
-        if assisted:
-            trailers.append(("Assisted-by", assisted))
-        try:
-            result = deps.store.write(changes, {p: current[p].version for p in changes}, f"Retract {title}", trailers)
-            break
-        except PageConflict:
-            continue
-    else:
-        raise PageConflict(sorted(paths))
-    after = deps.store.read_many([s.path for s in snaps.values()])
+        return changes
+
+    trailers = [("Lore-Source", source_id), ("Lore-Job", str(job.id))]
+    if assisted:
+        trailers.append(("Assisted-by", assisted))
+    result = deps.store.update(paths, build, f"Retract {title}", trailers)
     follow: list[int] = []
     with deps.session_factory() as session, session.begin():
         for snap in snaps.values():
-            blob = None if after[snap.path].version == ABSENT else after[snap.path].version
-            follow += record_render(session, deps, snap, blob, result.commit)
+            follow += record_render(session, deps, snap, result.blobs[snap.path], result.commit)
     index_source_text(deps, source_id, title, None)
     for snap in snaps.values():
         index_entity_page(deps, snap)
-    log.info("retracted %s: %d page(s) in commit %s", source_id[:12], len(changes), result.commit[:10])
+    log.info("retracted %s: %d page(s) in commit %s", source_id[:12], len(paths), (result.commit or "")[:10])
     return sorted(set(follow))

@@ -7,23 +7,23 @@ of renders, each bringing the page to whatever revision the ledger has reached.
 
 A render: judge new claims (model, bounded) -> compose summary prose from the active claim set (cached
 by the claim set's hash) -> render the page from the ledger (pure, ``wiki.entity_page``) -> publish with
-compare-and-swap; on ``PageConflict`` (a person or another writer changed the page) re-read and
-re-render, never merge texts. A page left with no claims is removed.
+``GitStore.update``; when the page changed meanwhile (a person or another writer) the page is
+rendered again on top of the new blob, never merged as text. A page left with no claims is removed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.errors import PageConflict
 from store.faults import crash_point
-from store.git_store import ABSENT
+from store.git_store import ABSENT, ReadResult
 from store.jobs import enqueue_job
 from store.models import Alias, Claim, Contradiction, Entity, Job, Link, Page, Source
 from synth import judge_flow
@@ -36,7 +36,6 @@ from wiki.links import page_target
 log = logging.getLogger(__name__)
 
 MAX_PASSES = 5
-MAX_CAS_TRIES = 8
 COMPOSE_MIN_CLAIMS = 3
 COMPOSE_MAX_CLAIMS = 30
 SHOWN = ("active", "disputed", "duplicate")
@@ -172,26 +171,26 @@ def today() -> str:
 
 
 def _publish(deps: SynthDeps, snap: Snapshot, job: Job, assisted_by: str | None) -> tuple[str | None, str | None]:
-    """Render and compare-and-swap publish; returns (blob id or None if removed, commit)."""
+    """Render on top of the page at HEAD and publish; returns (blob id or None if removed, commit)."""
     trailers = [("Lore-Job", str(job.id)), *[("Lore-Source", s) for s in snap.sources]]
     if assisted_by:
         trailers.append(("Assisted-by", assisted_by))
-    for _ in range(MAX_CAS_TRIES):
-        current = deps.store.read(snap.path)
-        change = page_bytes(snap, current.content, today())
-        if change is None and current.version == ABSENT:
-            return None, None
-        if change is None:
-            message = f"Remove {snap.view.name}: no claims left"
-        else:
-            message = f"Render {snap.view.name} (revision {snap.revision})"
-        try:
-            result = deps.store.write({snap.path: change}, {snap.path: current.version}, message, trailers)
-        except PageConflict:
-            continue
-        after = deps.store.read(snap.path)
-        return (None if after.version == ABSENT else after.version), result.commit
-    raise PageConflict([snap.path])
+
+    def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:
+        page = current[snap.path]
+        change = page_bytes(snap, page.content, today())
+        return {} if change is None and page.version == ABSENT else {snap.path: change}
+
+    def message(changes: Mapping[str, bytes | None]) -> str:
+        if changes[snap.path] is None:
+            return f"Remove {snap.view.name}: no claims left"
+        return f"Render {snap.view.name} (revision {snap.revision})"
+
+    result = deps.store.update([snap.path], build, message, trailers)
+    blob = result.blobs[snap.path]
+    if blob is None and not result.changed:
+        return None, None  # no claims and no page: nothing to publish
+    return blob, result.commit
 
 
 def run_render(deps: SynthDeps, job: Job) -> list[int]:

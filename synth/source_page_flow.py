@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from store.errors import PageConflict
-from store.git_store import ABSENT
+from store.git_store import ABSENT, ReadResult
 from store.jobs import enqueue_job
 from store.models import Claim, Entity, Job, Page, Source
 from synth.deps import SynthDeps
@@ -16,7 +16,6 @@ from synth.render_flow import claim_view, finish_sources
 from wiki.entity_page import SourceView, render_source_page
 from wiki.links import page_target
 
-MAX_CAS_TRIES = 8
 log = logging.getLogger(__name__)
 
 
@@ -72,25 +71,16 @@ def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
     if view.summary and job.payload.get("assisted_by"):
         trailers.append(("Assisted-by", str(job.payload["assisted_by"])))
     now = datetime.now(UTC).strftime("%Y-%m-%d")
-    for _ in range(MAX_CAS_TRIES):
-        current = deps.store.read(path)
+
+    def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:
+        page = current[path]
         if removed:
-            if current.version == ABSENT:
-                break
-            change = None
-            message = f"Remove source page {view.title}"
-        else:
-            previous = current.content.decode("utf-8", "replace") if current.content is not None else None
-            change = render_source_page(view, previous, now).text.encode()
-            message = f"Source page {view.title}"
-        try:
-            deps.store.write({path: change}, {path: current.version}, message, trailers)
-            break
-        except PageConflict:
-            continue
-    else:
-        raise PageConflict([path])
-    after = deps.store.read(path)
+            return {path: None} if page.version != ABSENT else {}
+        previous = page.content.decode("utf-8", "replace") if page.content is not None else None
+        return {path: render_source_page(view, previous, now).text.encode()}
+
+    message = f"Remove source page {view.title}" if removed else f"Source page {view.title}"
+    blob = deps.store.update([path], build, message, trailers).blobs[path]
     index_source_text(deps, source_id, view.title, text)
     with deps.session_factory() as session, session.begin():
         page = session.scalar(select(Page).where(Page.path == path))
@@ -98,7 +88,7 @@ def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
             page = Page(path=path, kind="source", source_id=source_id)
             session.add(page)
         page.title = view.title
-        page.blob_id = None if after.version == ABSENT else after.version
+        page.blob_id = blob
         page.renders = (page.renders or 0) + 1
         session.flush()
         finish_sources(session, [source_id])

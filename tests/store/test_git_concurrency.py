@@ -1,5 +1,8 @@
 """Sixteen real writer processes against one store: nothing lost, nothing doubled, history linear.
 
+Writers publish through ``GitStore.update`` and the group commit, so several writes share a commit;
+the checks are per write (its marker on the page once, its ``Lore-Job`` trailer in history once).
+
 The workload lives in ``bench/store_bench.py`` (also ``lore bench store``); this test checks its exact
 end state and never its speed.
 """
@@ -16,16 +19,16 @@ WRITERS, WRITES, PAGES = 16, 25, 4
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
-    repo = tmp_path / "wiki"
-    figures = run_store_bench(repo, writers=WRITERS, writes=WRITES, pages=PAGES)
+    figures = run_store_bench(tmp_path, writers=WRITERS, writes=WRITES, pages=PAGES, baseline=False)
+    repo = tmp_path / "many" / "wiki"
 
     assert figures["errors"] == []
     assert figures["lost"] == 0
+    assert figures["jobs_not_once"] == 0
     assert figures["fsck"] == "ok"
     assert figures["linear"] is True
-    assert figures["commits"] == WRITERS * WRITES
-    assert figures["history_commits"] == WRITERS * WRITES + 1  # plus the initial commit
-    assert figures["conflicts"] > 0  # the retry path was really exercised
+    assert figures["history_commits"] == figures["commits"] + 1  # plus the initial commit
+    assert figures["commits"] < WRITERS * WRITES  # writes ready together shared commits
     assert figures["worktree_clean"] is True
 
     # Independent check of the end state, straight from git rather than from the bench's own counting.
@@ -38,7 +41,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     parents = subprocess.run(
         ["git", "rev-list", "--parents", "main"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout.splitlines()
-    assert len(parents) == WRITERS * WRITES + 1
+    assert len(parents) == figures["commits"] + 1
     assert all(len(line.split()) <= 2 for line in parents)
-    jobs = [c.trailers.get("Lore-Job", [""])[0] for c in store.log()[:-1]]
+    jobs = [job for c in store.log()[:-1] for job in c.trailers.get("Lore-Job", [])]
     assert sorted(jobs) == sorted(f"bench-{w}-{n}" for w in range(WRITERS) for n in range(WRITES))

@@ -159,15 +159,37 @@ def test_expected_path_not_written_guards_the_write(store: GitStore) -> None:
     assert store.read(PAGE).version == ABSENT
 
 
+def outside_commit(root: Path, changes: dict[str, bytes]) -> str:
+    """Commit ``changes`` on main with plumbing and a private index, the way another tool would."""
+    index = root / ".git" / "outside-index"
+    env = {"GIT_INDEX_FILE": str(index)}
+
+    def run(*args: str, data: bytes | None = None) -> str:
+        proc = subprocess.run(["git", *args], cwd=root, env={**os.environ, **env}, input=data,
+                              capture_output=True, check=True)
+        return proc.stdout.decode().strip()
+
+    old = run("rev-parse", "main")
+    run("read-tree", old)
+    for path, data in changes.items():
+        blob = run("hash-object", "-w", "--stdin", data=data)
+        run("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+    tree = run("write-tree")
+    new = run("-c", "user.name=Other", "-c", "user.email=o@example.org", "commit-tree", tree, "-p", old,
+              "-m", "concurrent writer")
+    run("update-ref", "refs/heads/main", new, old)
+    index.unlink()
+    return new
+
+
 def _interleave(monkeypatch: pytest.MonkeyPatch, store: GitStore, changes: dict) -> list[str]:
     """Make a real second writer commit just before ``store`` publishes, once."""
-    other = GitStore(store.root)
     original = store._publish
     made: list[str] = []
 
     def publish(new: str, old: str | None) -> bool:
         if not made:
-            made.append(other.write(changes, {}, "concurrent writer").commit)
+            made.append(outside_commit(store.root, changes))
         return original(new, old)
 
     monkeypatch.setattr(store, "_publish", publish)
@@ -222,7 +244,8 @@ def test_delete_removes_file_and_empty_folders(store: GitStore) -> None:
 def test_identical_content_makes_no_commit(store: GitStore) -> None:
     first = store.write({PAGE: b"same\n"}, {}, "seed")
     again = store.write({PAGE: b"same\n"}, {PAGE: store.read(PAGE).version}, "again")
-    assert again == type(again)(first.commit, first.commit, 0, False)
+    assert again == type(again)(first.commit, first.commit, 0, False, {PAGE: first.blobs[PAGE]}, 0)
+    assert first.blobs[PAGE] == store.read(PAGE).version
     assert store.write({}, {}, "nothing").changed is False
     assert store.write({"wiki/never.md": None}, {}, "delete absent").changed is False
     assert store.head() == first.commit

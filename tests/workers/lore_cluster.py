@@ -27,6 +27,7 @@ import pytest
 
 from lore.config import Settings, load_settings
 from lore.wiring import Wiring, migrate
+from store.git.batch import changes_of
 from store.git_store import ABSENT, GitStore
 from store.jobs import due_jobs
 from synth.service import run_job
@@ -187,19 +188,12 @@ class LoreCluster:
                               text=True).stdout
 
     def commits(self) -> list[tuple[str, str, dict[str, list[str]]]]:
-        """``(id, subject, trailers)`` of every commit on the branch, newest first."""
-        out = []
-        fmt = "%H%x1f%s%x1f%(trailers:only,unfold)%x1e"
-        for record in self.git("log", f"--format={fmt}").split("\x1e"):
-            if not record.strip():
-                continue
-            commit, subject, trailer_text = record.strip("\n").split("\x1f")
-            trailers: dict[str, list[str]] = {}
-            for line in trailer_text.splitlines():
-                key, _, value = line.partition(": ")
-                trailers.setdefault(key, []).append(value)
-            out.append((commit, subject, trailers))
-        return out
+        """``(id, subject, trailers)`` of every change on the branch, newest first.
+
+        A group commit (several changes published together) yields one entry per change it holds.
+        """
+        return [(info.id, subject, trailers) for info in GitStore(self.repo, refresh_worktree=False).log()
+                for subject, trailers in changes_of(info.message, info.trailers)]
 
 
 def check_consistent(cluster: LoreCluster, source_ids: list[str]) -> None:

@@ -24,6 +24,8 @@ import pytest
 from bench.fake_llm import FakeLLM
 from lore.config import load_settings
 from lore.wiring import Wiring, migrate
+from store.git.batch import changes_of
+from store.git_store import GitStore
 from tests.services import RedisServer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -166,10 +168,9 @@ def test_sigkill_mid_task_then_a_fresh_worker_finishes(tmp_path, shared_data, mo
     assert _rows(db, "SELECT count(*) FROM claims")[0][0] > SOURCES
     # Every source was done once: one raw commit and one source-page commit each, and a clean repository.
     repo = tmp_path / "data" / "wiki"
-    log = subprocess.run(
-        ["git", "-C", str(repo), "log", "--format=%s|%(trailers:key=Lore-Source,valueonly,separator=%x2C)"],
-        check=True, capture_output=True, text=True,
-    ).stdout.splitlines()
+    log = [f"{subject}|{','.join(trailers.get('Lore-Source', []))}"
+           for info in GitStore(repo, refresh_worktree=False).log()
+           for subject, trailers in changes_of(info.message, info.trailers)]
     sources = [sid for (sid,) in _rows(db, "SELECT id FROM sources")]
     for sid in sources:
         ingests = [line for line in log if line.startswith("Ingest ") and line.endswith(sid)]
