@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 from api.auth import Principal, authorize
 from api.deps import ApiDeps
 from api.ratelimit import RateLimiter
-from api.wiki_view import WikiView
-from store.query_tiers import QueryEngine
+from api.reads import ReadService
 
 #: Declares the bearer scheme in the OpenAPI document; the header is checked by :func:`authorize`.
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <secret>`.")
@@ -26,8 +25,7 @@ class AppContext:
     """Everything a request handler needs besides its arguments."""
 
     deps: ApiDeps
-    wiki: WikiView
-    engine: QueryEngine
+    reads: ReadService
     upload_limiter: RateLimiter
     registry: CollectorRegistry
 

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import ledger_revision
+
 
 def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> Engine:
     """Create an engine; for SQLite, create the parent folder and configure WAL and locking."""
@@ -66,6 +68,8 @@ def read_only(engine: Engine) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on ``engine``; their commits move the ledger revisions (:mod:`store.ledger_revision`)."""
+    ledger_revision.install()
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -81,3 +85,6 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+ledger_revision.install()

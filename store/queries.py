@@ -42,6 +42,7 @@ __all__ = [
     "list_contradictions",
     "list_sources",
     "name_fingerprint",
+    "entity_paths",
     "page_claims",
     "page_disputes",
     "page_meta",
@@ -337,3 +338,8 @@ def page_disputes(session: Session, entity_id: int) -> list[tuple[str, str]]:
         )
     )
     return [(a, b) for a, b in rows]
+
+
+def entity_paths(session: Session) -> dict[int, str]:
+    """Entity id -> the path of its page (``wiki/<type>/<slug>.md``)."""
+    return {i: f"wiki/{t}/{s}.md" for i, t, s in session.execute(select(Entity.id, Entity.type, Entity.slug))}

@@ -46,5 +46,5 @@ async def query(
 ) -> QueryOut:
     """Answer from the page of an entity the question names (tier 1), else from page sections and claims
     (tier 2), else from raw source chunks (tier 3). No model is called. Every hit carries its citations."""
-    answer = await run_in_threadpool(ctx.engine.answer, q, k, tier=tier)
+    answer = await run_in_threadpool(ctx.reads.query, q, k, tier)
     return answer_out(answer)
