@@ -282,25 +282,34 @@ def bench_store(
 def bench_read(
     pages: int = typer.Option(10_000, min=1, help="Generated entity pages (git + ledger)."),
     chunks: int = typer.Option(50_000, min=1, help="Raw source chunks embedded into the search index."),
-    clients: int = typer.Option(32, min=1, help="Concurrent HTTP clients."),
-    requests: int = typer.Option(2000, min=1, help="Requests per scenario (after a warm-up)."),
-    duration: float = typer.Option(60.0, min=1, help="Time limit per scenario, in seconds."),
+    connections: str = typer.Option("1,8,32", help="Connection counts each scenario runs at, comma-separated."),
+    duration: float = typer.Option(10.0, min=1, help="Seconds of one measured run (a scenario at a connection count)."),
     distinct: int = typer.Option(5000, min=1, help="Distinct passages the chunks draw from (each embedded once)."),
     workdir: Path = typer.Option(None, help="Keep the generated wiki here (default: a temporary folder)."),
+    load_generator: str = typer.Option("auto", help="wrk, python, or auto (wrk if present or installable)."),
     as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
 ) -> None:
-    """GET /pages/{path} and GET /query (tier 3) under concurrent clients, against a plain embed-and-search."""
+    """Health, page reads (JSON, HTML, 304) and GET /query (tier 3) against a plain embed-and-search, at 1, 8
+    and 32 connections, driven by wrk."""
     from bench.read_bench import run_read_bench
 
+    try:
+        counts = tuple(int(c) for c in connections.split(",") if c.strip())
+    except ValueError:
+        raise typer.BadParameter(f"not a list of connection counts: {connections!r}") from None
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter("connection counts must be positive")
+    if load_generator not in ("auto", "wrk", "python"):
+        raise typer.BadParameter("--load-generator is wrk, python or auto")
     emit_json(
         run_read_bench(
             pages=pages,
             chunks=chunks,
-            clients=clients,
-            requests=requests,
+            connections=counts,
             duration_s=duration,
             distinct=distinct,
             workdir=workdir,
+            load_generator=load_generator,
         )
     )
 
