@@ -29,8 +29,8 @@ from api.reads import ReadService
 from api.routes import health, ledger, lint, pages, query, sources_write
 from api.security import SecurityHeadersMiddleware
 from api.ui import router as ui_router
+from search.tiers import QueryEngine
 from store.db import unit_of_work
-from store.query_tiers import QueryEngine
 
 STATIC_DIR = Path(__file__).parent / "static"
 API_VERSION = "1.0.0"

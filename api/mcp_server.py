@@ -30,8 +30,8 @@ from api.routes.pages import commit_out
 from api.routes.query import answer_out
 from api.schemas import ContradictionOut, SourceDetailOut
 from ingest.errors import IngestError
+from search.errors import SearchError
 from store.errors import StoreError
-from store.search_errors import SearchError
 
 INSTRUCTIONS = """Lore is a wiki of entity pages (systems, services, teams, people, concepts, events ...)
 written from ingested documents. Every fact on a page cites a claim id ([^id] footnotes) whose source

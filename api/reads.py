@@ -26,6 +26,7 @@ from api.cache import LruCache
 from api.errors import BadRequest, NotFound
 from api.schemas import CitationOut, ClaimOut, PageListOut, PageOut, PageSummaryOut
 from api.wiki_view import PageText, WikiView, page_type
+from search.tiers import Answer, QueryEngine
 from store.errors import StoreError
 from store.git_plumbing import CommitInfo
 from store.git_store import GitStore
@@ -46,7 +47,6 @@ from store.queries import (
     page_disputes,
     source_detail,
 )
-from store.query_tiers import Answer, QueryEngine
 from wiki.markdown import extract_footnote_refs, to_html
 
 Format = Literal["md", "html", "json"]
@@ -302,7 +302,7 @@ class ReadService:
     # --- query -------------------------------------------------------------------------------------
 
     def query(self, question: str, k: int = 5, tier: int | None = None) -> Answer:
-        """Answer a question in tiers (see :class:`store.query_tiers.QueryEngine`)."""
+        """Answer a question in tiers (see :class:`search.tiers.QueryEngine`)."""
         return self.engine.answer(question, k, tier=tier)
 
     # --- the ledger --------------------------------------------------------------------------------

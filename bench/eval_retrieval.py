@@ -29,11 +29,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from search.embedding import Embedder
+from search.fusion import rrf, top
+from search.index import ChunkInput, SearchConfig, SearchIndex
 from store.db import make_engine
-from store.embedding import Embedder
 from store.models import Base, Chunk
-from store.search import ChunkInput, SearchConfig, SearchIndex
-from store.search_fusion import rrf, top
 
 RECALL_AT = (2, 5, 10)
 FULL_AT = (5, 10)

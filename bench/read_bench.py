@@ -243,7 +243,7 @@ def rss_mb(pid: int) -> float | None:
 
 def _corpus(root: Path, pages: int, chunks: int, distinct: int, seed: int) -> Corpus:
     """The generated wiki in ``root``, made now unless a matching one is there."""
-    from store.embedding import SentenceTransformerEmbedder
+    from search.embedding import SentenceTransformerEmbedder
 
     meta_file = root / "bench.json"
     wanted = {"pages": pages, "chunks": chunks, "distinct": distinct, "seed": seed}
@@ -401,10 +401,10 @@ def _serve_api(root: Path, port: int) -> None:
 
     from api.app import create_app
     from api.deps import ApiDeps
+    from search.embedding import SentenceTransformerEmbedder
+    from search.index import SearchIndex
     from store.db import make_engine, make_session_factory
-    from store.embedding import SentenceTransformerEmbedder
     from store.git_store import GitStore
-    from store.search import SearchIndex
 
     engine = make_engine(f"sqlite:///{root / 'lore.db'}")
     embedder = SentenceTransformerEmbedder()
@@ -429,10 +429,10 @@ def _serve_baseline(root: Path, port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    from search.dense import unpack
+    from search.embedding import SentenceTransformerEmbedder, normalise
     from store.db import make_engine
-    from store.embedding import SentenceTransformerEmbedder, normalise
     from store.models import Chunk
-    from store.search_dense import unpack
 
     embedder = SentenceTransformerEmbedder()
     engine = make_engine(f"sqlite:///{root / 'lore.db'}")

@@ -376,7 +376,7 @@ def reindex(
 
     from lore.wiring import Wiring
     from lore.wiring import migrate as run_migrate
-    from store.page_index import reindex_all
+    from search.page_index import reindex_all
 
     s = settings()
     run_migrate(s)
@@ -421,7 +421,7 @@ def eval_retrieval(
     from rich.table import Table
 
     from bench.eval_retrieval import EvalInputError, evaluate
-    from store.embedding import SentenceTransformerEmbedder
+    from search.embedding import SentenceTransformerEmbedder
 
     s = settings()
     embedder = SentenceTransformerEmbedder(s.embedding.model_path, batch_size=s.embedding.batch_size)

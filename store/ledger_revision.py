@@ -77,7 +77,7 @@ def _after_rollback_soft(session: Session, _previous: Any) -> None:
 def current(conn: Connection) -> tuple[str | None, str | None]:
     """(names token, claims token) now; None for a row never written."""
     rows: dict[str, str | None] = {
-        str(name): value
+        str(name): None if value is None else str(value)
         for name, value in conn.execute(select(_T.c.name, _T.c.commit_id).where(_T.c.name.in_((NAMES, CLAIMS))))
     }
     return rows.get(NAMES), rows.get(CLAIMS)

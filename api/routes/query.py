@@ -8,13 +8,13 @@ from starlette.concurrency import run_in_threadpool
 from api.context import AppContext, app_context, reader
 from api.routes.pages import ERRORS
 from api.schemas import CitationOut, HitOut, QueryOut
-from store.query_tiers import Answer
+from search.tiers import Answer
 
 router = APIRouter(tags=["query"], dependencies=[Depends(reader)], responses=ERRORS)
 
 
 def answer_out(answer: Answer) -> QueryOut:
-    """The API form of an :class:`store.query_tiers.Answer`."""
+    """The API form of an :class:`search.tiers.Answer`."""
     return QueryOut(
         query=answer.query,
         tier=answer.tier,

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from search.page_index import index_page, page_chunks, page_sections, reindex_all
+from search.tiers import QueryEngine
 from store.models import Chunk, Claim, Source
-from store.page_index import index_page, page_chunks, page_sections, reindex_all
-from store.query_tiers import QueryEngine
 from tests.api.wiki_builder import WikiFixture
 
 Indexed = tuple[WikiFixture, Any]
@@ -115,7 +115,7 @@ def test_query_route_with_search(make_client: Callable[..., TestClient], indexed
 
 
 def test_retraction_drops_claim_hits_and_chunks(tmp_path_factory: Any, embedder: Any) -> None:
-    from store.search import SearchIndex
+    from search.index import SearchIndex
     from tests.api.wiki_builder import build_wiki
 
     fx = build_wiki(tmp_path_factory.mktemp("retract"))

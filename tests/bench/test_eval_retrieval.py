@@ -18,8 +18,8 @@ from bench.eval_retrieval import (
     mean_metrics,
     question_metrics,
 )
-from store.embedding import SentenceTransformerEmbedder
-from store.search import SearchConfig
+from search.embedding import SentenceTransformerEmbedder
+from search.index import SearchConfig
 
 
 @pytest.fixture(scope="session")

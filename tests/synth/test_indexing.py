@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from store.embedding import SentenceTransformerEmbedder
-from store.search import SearchIndex
+from search.embedding import SentenceTransformerEmbedder
+from search.index import SearchIndex
 from synth.lifecycle import request_retraction
 from tests.synth.conftest import make_wiki
 

@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from search.page_index import CLAIM, PAGE_KINDS, SECTION, SOURCE, page_body, page_sections
+from search.text import analyze
 from store.git_store import GitStore
 from store.models import Entity, Source
-from store.page_index import CLAIM, PAGE_KINDS, SECTION, SOURCE, page_body, page_sections
 from store.queries import Citation, citations, entity_names, name_fingerprint, source_page_path
-from store.search_text import analyze
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_NAME_WORDS = 12
@@ -165,7 +165,7 @@ class QueryEngine:
     Args:
         session_factory: ledger sessions.
         store: the git page store (pages are read at HEAD).
-        search: the search index (``store.search.SearchIndex``), or None: only tier 1 can answer. Its
+        search: the search index (``search.index.SearchIndex``), or None: only tier 1 can answer. Its
             embedder is wrapped in a :class:`QueryVectorCache` (same vectors, fewer model runs).
         min_similarity: cosine similarity at which a hit the lexical side did not match still counts.
     """

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from store.search_errors import EmbeddingUnavailable
+from search.errors import EmbeddingUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     from numpy.typing import NDArray

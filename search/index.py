@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from search.dense import DenseCache, pack
+from search.embedding import Embedder, normalise
+from search.errors import IndexMismatch, SearchError
+from search.fusion import fuse, rrf, top
+from search.lexical import LexicalBackend
+from search.text import ANALYZER_VERSION, QueryTerms, Term, analyze, chunk_text, query_terms
 from store import search_state
-from store.embedding import Embedder, normalise
 from store.models import Chunk
-from store.search_dense import DenseCache, pack
-from store.search_errors import IndexMismatch, SearchError
-from store.search_fusion import fuse, rrf, top
-from store.search_lexical import LexicalBackend
-from store.search_text import ANALYZER_VERSION, QueryTerms, Term, analyze, chunk_text, query_terms
 
 if TYPE_CHECKING:  # pragma: no cover
     from numpy.typing import NDArray

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import Connection, bindparam, text
 
-from store.search_errors import IndexMismatch
+from search.errors import IndexMismatch
 
 if TYPE_CHECKING:  # pragma: no cover
     from numpy.typing import NDArray
