@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.cache import LruCache
 from api.errors import BadRequest, NotFound
 from api.schemas import CitationOut, ClaimOut, PageListOut, PageOut, PageSummaryOut
-from api.wiki_view import PageText, WikiView, page_type
+from api.wiki_view import PageText, Revision, WikiView, page_type
 from search.tiers import Answer, QueryEngine
 from store.errors import StoreError
 from store.git_plumbing import CommitInfo
@@ -191,18 +191,41 @@ class ReadService:
         """One page at HEAD or at commit ``at``."""
         return self.wiki.read(path, at)
 
+    @staticmethod
+    def _key(
+        fmt: Format, page: PageText, at: str | None, rev: Revision, links: tuple[str | None, str | None]
+    ) -> tuple[str, ...]:
+        """What a representation is derived from: its cache key."""
+        if fmt == "md":
+            return ("md", page.version, page.path, "at" if at is not None else "head")
+        if fmt == "html":
+            return ("html", page.version, page.path, page.commit or "", links[0] or "", links[1] or "")
+        return ("json", page.version, page.path, page.commit or "", rev.claims or "")
+
+    def cached(self, path: str, fmt: Format) -> Rendered | None:
+        """A representation at HEAD if it is in memory and still current, else None.
+
+        Costs two ``stat`` calls and one primary-key lookup, so a request can take it without leaving
+        the event loop; on None, call :meth:`render` in a worker thread.
+        """
+        page = self.wiki.cached(path)
+        if page is None:
+            return None
+        rev = self.wiki.revision()
+        if rev.commit != page.commit:
+            return None
+        links = self.wiki.links_ready(rev) if fmt == "html" else (None, None)
+        if links is None:
+            return None
+        return self._bodies.get(self._key(fmt, page, None, rev, links))
+
     def render(self, path: str, fmt: Format, at: str | None = None) -> Rendered:
         """One representation of a page, from the body cache when its inputs were seen before."""
         rev = self.wiki.revision()
         page = self.wiki.read(path, at)
         cache_control = IMMUTABLE if at is not None and fmt == "md" else NO_CACHE
-        if fmt == "md":
-            key: tuple[str, ...] = ("md", page.version, path, cache_control)
-        elif fmt == "html":
-            commit, names = self.wiki.links_key(rev)
-            key = ("html", page.version, path, page.commit or "", commit or "", names or "")
-        else:
-            key = ("json", page.version, path, page.commit or "", rev.claims or "")
+        links = self.wiki.links_key(rev) if fmt == "html" else (None, None)
+        key = self._key(fmt, page, at, rev, links)
         found = self._bodies.get(key)
         if found is not None:
             return found

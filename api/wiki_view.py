@@ -141,15 +141,13 @@ class WikiView:
         return self.head_blobs()[0]
 
     def revision(self) -> Revision:
-        """HEAD and the ledger revision tokens, read now (two ``stat`` calls, one key lookup)."""
+        """HEAD and the ledger revision tokens, read now (two ``stat`` calls, one primary-key lookup)."""
         commit = self.head()
         if self._engine is None:
             with self.session_factory() as session:
                 names, claims = ledger_revision.current(session.connection())
         else:
-            with self._engine.connect() as conn:
-                names, claims = ledger_revision.current(conn)
-                conn.rollback()
+            names, claims = ledger_revision.current_fast(self._engine)
         return Revision(commit, names, claims)
 
     # --- HEAD and the page list --------------------------------------------------------------------
@@ -209,6 +207,24 @@ class WikiView:
         return resolve
 
     # --- one page ----------------------------------------------------------------------------------
+
+    def cached(self, path: str) -> PageText | None:
+        """The page at HEAD if HEAD has not moved and the page was parsed before, else None (no I/O
+        beyond two ``stat`` calls): the fast path a request can take without leaving the event loop."""
+        reader = self._reader
+        snap = reader.current() if reader is not None else None
+        if snap is None or snap.commit is None:
+            return None
+        blob_id = snap.blobs.get(path)
+        found = self._parsed.get((blob_id, path)) if blob_id is not None else None
+        if found is None:
+            return None
+        return found if found.commit == snap.commit else _at(found, snap.commit)
+
+    def links_ready(self, rev: Revision) -> tuple[str | None, str | None] | None:
+        """The wikilink index's key if it is built for ``rev``, else None (building it is slow)."""
+        links = self._links
+        return links.key if links is not None and links.key == (rev.commit, rev.names) else None
 
     def read(self, path: str, at: str | None = None) -> PageText:
         """Read one page at HEAD (or at commit ``at``) from memory when its blob was read before.

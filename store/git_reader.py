@@ -90,6 +90,10 @@ class GitReader:
                 return parts[0]
         return None
 
+    def current(self) -> HeadSnapshot | None:
+        """The HEAD snapshot if the ref has not moved since it was taken, else None (nothing is read)."""
+        return self._snapshot if self._ref_stamp() == self._stamp else None
+
     def snapshot(self) -> HeadSnapshot:
         """The HEAD snapshot, rebuilt only when the ref moved since the last call."""
         stamp = self._ref_stamp()

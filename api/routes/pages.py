@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext, app_context, reader
 from api.reads import Format, check_page_path, etag_matches
@@ -112,7 +113,7 @@ def page_diff(
     },
     summary="Read a page",
 )
-def get_page(
+async def get_page(
     path: str,
     request: Request,
     format: Format | None = Query(None, description="md, html or json; default from the Accept header, else json."),
@@ -125,7 +126,9 @@ def get_page(
     and citations. Each form has its own strong ETag; ``If-None-Match`` with it is answered 304. Reads at
     HEAD are ``Cache-Control: no-cache``; the markdown at a commit id is ``immutable``."""
     chosen = negotiate(format, request.headers.get("accept"))
-    rendered = ctx.reads.render(path, chosen, at)
+    rendered = ctx.reads.cached(path, chosen) if at is None else None
+    if rendered is None:
+        rendered = await run_in_threadpool(ctx.reads.render, path, chosen, at)
     headers = {"ETag": rendered.etag, "Vary": "Accept", "Cache-Control": rendered.cache_control}
     if etag_matches(request.headers.get("if-none-match"), rendered.etag):
         return Response(status_code=304, headers=headers)
