@@ -41,6 +41,8 @@ WARMUP = 16
 CONNECTIONS = (1, 8, 32)
 SCENARIOS = ("health", "page_json", "page_html", "page_304", "query_tier3", "query_baseline")
 WRK_TIMEOUT_S = 60
+#: Torch threads of both servers, as the `embedding.torch_threads` setting defaults to.
+SERVE_TORCH_THREADS = 1
 
 
 def _free_port() -> int:
@@ -407,7 +409,7 @@ def _serve_api(root: Path, port: int) -> None:
     from store.git_store import GitStore
 
     engine = make_engine(f"sqlite:///{root / 'lore.db'}")
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(threads=SERVE_TORCH_THREADS)
     embedder.embed(["warm up"])
     search = SearchIndex(engine, embedder)  # type: ignore[arg-type]  # dim is a read-only property
     deps = ApiDeps(
@@ -434,7 +436,7 @@ def _serve_baseline(root: Path, port: int) -> None:
     from store.db import make_engine
     from store.models import Chunk
 
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(threads=SERVE_TORCH_THREADS)
     engine = make_engine(f"sqlite:///{root / 'lore.db'}")
     with engine.connect() as conn:
         rows = conn.execute(

@@ -410,6 +410,32 @@ def reindex(
         )
 
 
+@eval_app.command("tune-retrieval")
+def eval_tune_retrieval(
+    sets: list[Path] = typer.Option(
+        [Path("../shared/data/retrieval/musique-100"), Path("../shared/data/retrieval/ramdocs-dev")],
+        "--set",
+        help="Folders with corpus.jsonl and questions.jsonl (two or more).",
+    ),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Tune the query-time search settings on each set, score them on the others, and tune on all jointly."""
+    from bench.eval_retrieval import EvalInputError
+    from bench.tune_retrieval import tune
+    from search.embedding import SentenceTransformerEmbedder
+
+    s = settings()
+    embedder = SentenceTransformerEmbedder(
+        s.embedding.model_path, batch_size=s.embedding.batch_size, threads=s.embedding.torch_threads or None
+    )
+    try:
+        report = tune(sets, embedder, log=lambda m: console.print(m, highlight=False))
+    except (EvalInputError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    emit_json(report)
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     corpus: Path = typer.Option(..., "--corpus", help="Folder with corpus.jsonl and questions.jsonl."),
@@ -424,7 +450,9 @@ def eval_retrieval(
     from search.embedding import SentenceTransformerEmbedder
 
     s = settings()
-    embedder = SentenceTransformerEmbedder(s.embedding.model_path, batch_size=s.embedding.batch_size)
+    embedder = SentenceTransformerEmbedder(
+        s.embedding.model_path, batch_size=s.embedding.batch_size, threads=s.embedding.torch_threads or None
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, object] = {}

@@ -285,7 +285,9 @@ class Wiring:
 
         try:
             return SentenceTransformerEmbedder(
-                self.settings.embedding.model_path, batch_size=self.settings.embedding.batch_size
+                self.settings.embedding.model_path,
+                batch_size=self.settings.embedding.batch_size,
+                threads=self.settings.embedding.torch_threads or None,
             )
         except EmbeddingUnavailable as exc:
             log.warning("embeddings unavailable (%s); search falls back to text only", exc)

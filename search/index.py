@@ -97,6 +97,11 @@ class SearchConfig:
     window_weight: float = 0.5  # share of the best window in a chunk's dense score
 
 
+#: The shared sets the defaults above were chosen on (``lore eval tune-retrieval``; docs/benchmarks.md
+#: shows the cross-set figures: each set scored with settings tuned on the other).
+TUNED_ON = ("musique-100", "ramdocs-dev")
+
+
 @dataclass
 class _Row:
     id: int
