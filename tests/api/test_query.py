@@ -157,3 +157,25 @@ def test_retraction_drops_claim_hits_and_chunks(tmp_path_factory: Any, embedder:
     assert stats.removed == 1
     with fx.session_factory() as session:
         assert session.scalar(select(Chunk.id).where(Chunk.ref == fx.source_ids["backups"])) is None
+
+
+def test_tier1_answers_from_indexed_sections_without_reading_git(indexed_wiki: Indexed, monkeypatch: Any) -> None:
+    fx, search = indexed_wiki
+    engine = QueryEngine(fx.session_factory, fx.store, search)
+    expected = engine.answer("Who owns the payments service?")
+
+    def no_git(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("tier 1 read the page from git although the index holds its sections")
+
+    monkeypatch.setattr(fx.store, "read_many", no_git)
+    monkeypatch.setattr(fx.store, "head", no_git)
+    answer = engine.answer("Who owns the payments service?")
+    assert answer == expected
+    assert answer.tier == 1
+    # A wiki without a page index still answers tier 1, from git.
+    monkeypatch.undo()
+    unindexed = QueryEngine(fx.session_factory, fx.store, None)
+    with fx.session_factory() as session:
+        indexed_pages = {r for (r,) in session.execute(select(Chunk.ref).where(Chunk.kind == "section"))}
+    assert "wiki/services/payments-api.md" in indexed_pages
+    assert unindexed._git_sections(["wiki/services/payments-api.md"], {})["wiki/services/payments-api.md"][1]
