@@ -12,6 +12,12 @@ the same transaction (a ``before_commit`` listener on :class:`~sqlalchemy.orm.Se
 tokens with one primary-key lookup (:func:`current`) instead of counting rows per request.
 Writes that bypass the ORM session (Core statements on a bare connection) do not bump them; the
 ledger's writers all go through sessions.
+
+Cost to writers: one ``UPDATE`` of a primary-key row at commit. On PostgreSQL that row lock makes
+concurrent committing writers queue for the instant of their commit (the bump runs in
+``before_commit``, so the lock is held only from then to the commit). Alternatives that avoid it need
+schema (a sequence read with ``last_value``, or a per-table ``updated_at`` index to read ``max()``
+from), which this change was not to add.
 """
 
 from __future__ import annotations
