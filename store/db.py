@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import ledger_revision
@@ -71,6 +71,12 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions on ``engine``; their commits move the ledger revisions (:mod:`store.ledger_revision`)."""
     ledger_revision.install()
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def ping(factory: sessionmaker[Session]) -> None:
+    """Run a trivial query (readiness checks); raises whatever the database raises."""
+    with factory() as session:
+        session.execute(text("SELECT 1"))
 
 
 @contextmanager
