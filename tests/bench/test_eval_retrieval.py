@@ -24,7 +24,7 @@ from search.index import TUNED_ON, SearchConfig
 
 @pytest.fixture(scope="session")
 def minilm() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(threads=1)
 
 
 def write_set(folder: Path, corpus: list[dict[str, Any]], questions: list[dict[str, Any]]) -> Path:

@@ -63,7 +63,7 @@ class CountingEmbedder:
 
 @pytest.fixture(scope="session")
 def minilm() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(threads=1)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from tests.synth.conftest import make_wiki
 
 @pytest.fixture(scope="module")
 def embedder():
-    return SentenceTransformerEmbedder(None)
+    return SentenceTransformerEmbedder(None, threads=1)
 
 
 def test_ingest_indexes_pages_and_source_text_and_retraction_removes_them(tmp_path, fake_llm, embedder):
