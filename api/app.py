@@ -25,12 +25,12 @@ from api.errors import install_error_handler
 from api.mcp_server import McpGate, build_mcp
 from api.metrics import HttpMetrics, LedgerCollector, MetricsMiddleware, breaker_from_health
 from api.ratelimit import RateLimiter
+from api.reads import ReadService
 from api.routes import health, ledger, lint, pages, query, sources_write
 from api.security import SecurityHeadersMiddleware
 from api.ui import router as ui_router
-from api.wiki_view import WikiView
+from search.tiers import QueryEngine
 from store.db import unit_of_work
-from store.query_tiers import QueryEngine
 
 STATIC_DIR = Path(__file__).parent / "static"
 API_VERSION = "1.0.0"
@@ -63,8 +63,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     registry.register(LedgerCollector(deps.session_factory, breaker))
     ctx = AppContext(
         deps=deps,
-        wiki=WikiView(deps.store, deps.session_factory),
-        engine=QueryEngine(deps.session_factory, deps.store, deps.search),
+        reads=ReadService(deps.store, deps.session_factory, QueryEngine(deps.session_factory, deps.store, deps.search)),
         upload_limiter=RateLimiter(deps.uploads_per_minute, 60.0, storage_uri=deps.rate_limit_storage),
         registry=registry,
     )
@@ -76,8 +75,11 @@ def create_app(deps: ApiDeps) -> FastAPI:
         if deps.api_keys:
             with unit_of_work(deps.session_factory) as session:
                 install_bootstrap_keys(session, deps.api_keys)
-        async with mcp.session_manager.run():
-            yield
+        try:
+            async with mcp.session_manager.run():
+                yield
+        finally:
+            ctx.reads.close()
 
     app = FastAPI(
         title="Lore",

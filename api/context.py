@@ -10,12 +10,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, authorize
 from api.deps import ApiDeps
 from api.ratelimit import RateLimiter
-from api.wiki_view import WikiView
-from store.query_tiers import QueryEngine
+from api.reads import ReadService
 
 #: Declares the bearer scheme in the OpenAPI document; the header is checked by :func:`authorize`.
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <secret>`.")
@@ -26,8 +26,7 @@ class AppContext:
     """Everything a request handler needs besides its arguments."""
 
     deps: ApiDeps
-    wiki: WikiView
-    engine: QueryEngine
+    reads: ReadService
     upload_limiter: RateLimiter
     registry: CollectorRegistry
 
@@ -37,10 +36,22 @@ class AppContext:
             return authorize(session, authorization, scope, open_reads=self.deps.open_reads)
 
 
-def app_context(request: Request) -> AppContext:
+async def app_context(request: Request) -> AppContext:
     """The :class:`AppContext` of the app serving ``request``."""
     ctx: AppContext = request.app.state.lore
     return ctx
+
+
+async def _authorize(ctx: AppContext, request: Request, scope: str) -> Principal:
+    """Check the caller; only a key lookup (a database read) leaves the event loop.
+
+    The dependencies are ``async`` so a request does not hop to the thread pool once per dependency; a
+    request without an ``Authorization`` header is decided without I/O.
+    """
+    header = request.headers.get("authorization")
+    if header is None:
+        return ctx.authorize(None, scope)
+    return await run_in_threadpool(ctx.authorize, header, scope)
 
 
 def read_session(ctx: AppContext = Depends(app_context)) -> Iterator[Session]:
@@ -49,28 +60,28 @@ def read_session(ctx: AppContext = Depends(app_context)) -> Iterator[Session]:
         yield session
 
 
-def reader(
+async def reader(
     request: Request,
     ctx: AppContext = Depends(app_context),
     _creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
 ) -> Principal:
     """The caller of a read route (anonymous when reads are open and no key was sent)."""
-    return ctx.authorize(request.headers.get("authorization"), "read")
+    return await _authorize(ctx, request, "read")
 
 
-def administrator(
+async def administrator(
     request: Request,
     ctx: AppContext = Depends(app_context),
     _creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
 ) -> Principal:
     """The caller of an admin route (retraction): a key with the ``admin`` scope."""
-    return ctx.authorize(request.headers.get("authorization"), "admin")
+    return await _authorize(ctx, request, "admin")
 
 
-def ingester(
+async def ingester(
     request: Request,
     ctx: AppContext = Depends(app_context),
     _creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
 ) -> Principal:
     """The caller of an ingest route: a key with the ``ingest`` scope."""
-    return ctx.authorize(request.headers.get("authorization"), "ingest")
+    return await _authorize(ctx, request, "ingest")

@@ -44,7 +44,7 @@ class ApiDeps:
         session_factory: opens ledger sessions; a request's session is committed or rolled back by
             the route that opened it.
         store: the git page store; the API only reads from it (blobs at HEAD).
-        search: the search index (``store.search.SearchIndex``), or None when search is not set up:
+        search: the search index (``search.index.SearchIndex``), or None when search is not set up:
             ``/query`` then answers from entity pages only (tier 1).
         embedder: the sentence embedder the index was built with (used by reindexing).
         intake: limits handed to the intake service on upload.

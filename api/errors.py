@@ -30,8 +30,8 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.errors import IngestError
+from search.errors import SearchError
 from store.errors import StoreError
-from store.search_errors import SearchError
 from synth.errors import SynthError
 from wiki.errors import WikiError
 

@@ -26,14 +26,12 @@ from starlette.types import Receive, Scope, Send
 from api.context import AppContext
 from api.errors import ApiError, NotFound, error_body, status_for
 from api.intake import submit_document
-from api.routes.pages import commit_out, page_json
+from api.routes.pages import commit_out
 from api.routes.query import answer_out
-from api.schemas import ContradictionOut, PageSummaryOut, SourceDetailOut
-from api.wiki_view import page_type
+from api.schemas import ContradictionOut, SourceDetailOut
 from ingest.errors import IngestError
+from search.errors import SearchError
 from store.errors import StoreError
-from store.queries import list_contradictions, source_detail
-from store.search_errors import SearchError
 
 INSTRUCTIONS = """Lore is a wiki of entity pages (systems, services, teams, people, concepts, events ...)
 written from ingested documents. Every fact on a page cites a claim id ([^id] footnotes) whose source
@@ -70,7 +68,7 @@ def build_mcp(ctx: AppContext) -> MCPServer:
         k: Annotated[int, Field(ge=1, le=50, description="Most hits to return.")] = 5,
     ) -> dict[str, Any]:
         try:
-            return answer_out(ctx.engine.answer(question, k)).model_dump(mode="json")
+            return answer_out(ctx.reads.query(question, k)).model_dump(mode="json")
         except DOMAIN_ERRORS as exc:
             raise _tool_error(exc) from None
 
@@ -86,14 +84,12 @@ def build_mcp(ctx: AppContext) -> MCPServer:
         ] = "md",
     ) -> str:
         try:
-            path = page if page.startswith("wiki/") and page.endswith(".md") else ctx.wiki.resolve(page)
+            path = ctx.reads.resolve(page)
             if path is None:
                 raise NotFound(f"no page named {page!r}; use list_pages to find one")
-            text = ctx.wiki.read(path)
             if format == "md":
-                return text.text
-            with ctx.deps.session_factory() as session:
-                return page_json(session, text).model_dump_json(indent=1)
+                return ctx.reads.read(path).text
+            return ctx.reads.page_json(path)
         except DOMAIN_ERRORS as exc:
             raise _tool_error(exc) from None
 
@@ -108,14 +104,8 @@ def build_mcp(ctx: AppContext) -> MCPServer:
         limit: Annotated[int, Field(ge=1, le=1000, description="Most pages to return.")] = 100,
         offset: Annotated[int, Field(ge=0, le=10_000_000, description="Pages to skip (for paging).")] = 0,
     ) -> dict[str, Any]:
-        commit, paths, titles = ctx.wiki.pages()
-        rows = [PageSummaryOut(path=p, title=titles.get(p, p), type=page_type(p)) for p in paths]
-        if type:
-            rows = [r for r in rows if r.type == type]
-        if contains:
-            needle = contains.casefold()
-            rows = [r for r in rows if needle in r.title.casefold() or needle in r.path.casefold()]
-        return {"total": len(rows), "commit": commit, "pages": [r.model_dump() for r in rows[offset : offset + limit]]}
+        listing = ctx.reads.list_pages(type=type, contains=contains, limit=limit, offset=offset)
+        return {"total": listing.total, "commit": listing.commit, "pages": [r.model_dump() for r in listing.pages]}
 
     @mcp.tool(
         description="Commits that changed a page, newest first, with their messages and trailers "
@@ -126,9 +116,7 @@ def build_mcp(ctx: AppContext) -> MCPServer:
         limit: Annotated[int, Field(ge=1, le=200, description="Most commits to return.")] = 20,
     ) -> list[dict[str, Any]]:
         try:
-            if not path.startswith("wiki/") or not path.endswith(".md"):
-                raise NotFound(f"no page {path!r}: pages are wiki/....md paths")
-            return [commit_out(c).model_dump(mode="json") for c in ctx.deps.store.history(path, limit=limit)]
+            return [commit_out(c).model_dump(mode="json") for c in ctx.reads.history(path, limit=limit)]
         except DOMAIN_ERRORS as exc:
             raise _tool_error(exc) from None
 
@@ -142,9 +130,8 @@ def build_mcp(ctx: AppContext) -> MCPServer:
         ] = "open",
         limit: Annotated[int, Field(ge=1, le=500, description="Most disputes to return.")] = 50,
     ) -> list[dict[str, Any]]:
-        with ctx.deps.session_factory() as session:
-            rows = list_contradictions(session, status=None if status == "all" else status, limit=limit)
-            return [ContradictionOut.model_validate(r).model_dump(mode="json") for r in rows]
+        rows = ctx.reads.contradictions(None if status == "all" else status, limit=limit)
+        return [ContradictionOut.model_validate(r).model_dump(mode="json") for r in rows]
 
     @mcp.tool(
         description="Status of an ingested source: pending, extracting, done or failed (with the reason), "
@@ -155,11 +142,11 @@ def build_mcp(ctx: AppContext) -> MCPServer:
             str, Field(min_length=8, max_length=64, description="The source's sha256 (or a unique prefix of 8+ hex).")
         ],
     ) -> dict[str, Any]:
-        with ctx.deps.session_factory() as session:
-            detail = source_detail(session, source_id.lower())
-            if detail is None:
-                raise ToolError(f"NotFound: no source {source_id!r}")
-            return SourceDetailOut.model_validate(detail).model_dump(mode="json")
+        try:
+            detail = ctx.reads.source(source_id)
+        except DOMAIN_ERRORS as exc:
+            raise _tool_error(exc) from None
+        return SourceDetailOut.model_validate(detail).model_dump(mode="json")
 
     @mcp.tool(
         description="Add a document to the wiki (enqueue only: extraction and page updates happen later). "

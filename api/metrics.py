@@ -18,16 +18,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from store.models import Claim, Contradiction, Job, ModelCall, Source, utcnow
+from store.queries import ledger_figures
 
 log = logging.getLogger(__name__)
 
@@ -107,68 +105,38 @@ class LedgerCollector(Collector):
 
     def _ledger_metrics(self) -> Iterator[Metric]:
         with self.session_factory() as session:
-            now = utcnow()
-            due = session.scalar(
-                select(func.count())
-                .select_from(Job)
-                .where(Job.state.in_(("queued", "failed")), Job.next_attempt_at <= now)
-            )
-            yield GaugeMetricFamily("lore_queue_depth", "Jobs due to run now (queued or waiting to retry).", value=due)
-
-            jobs = GaugeMetricFamily("lore_jobs", "Jobs per state.", labels=["state"])
-            for state, n in session.execute(select(Job.state, func.count()).group_by(Job.state)):
-                jobs.add_metric([state], n)
-            yield jobs
-
-            calls = CounterMetricFamily(
-                "lore_model_calls", "Model calls per stage and outcome.", labels=["stage", "outcome"]
-            )
-            tokens = CounterMetricFamily(
-                "lore_model_tokens", "Model tokens per stage and kind.", labels=["stage", "kind"]
-            )
-            rows = session.execute(
-                select(
-                    ModelCall.stage,
-                    ModelCall.outcome,
-                    func.count(),
-                    func.coalesce(func.sum(ModelCall.prompt_tokens), 0),
-                    func.coalesce(func.sum(ModelCall.completion_tokens), 0),
-                    func.coalesce(func.sum(ModelCall.reasoning_tokens), 0),
-                ).group_by(ModelCall.stage, ModelCall.outcome)
-            ).all()
-            per_stage: dict[str, list[int]] = {}
-            for stage, outcome, n, prompt, completion, reasoning in rows:
-                calls.add_metric([stage, outcome], n)
-                acc = per_stage.setdefault(stage, [0, 0, 0])
-                acc[0] += int(prompt)
-                acc[1] += int(completion)
-                acc[2] += int(reasoning)
-            for stage, (prompt, completion, reasoning) in per_stage.items():
-                tokens.add_metric([stage, "prompt"], prompt)
-                tokens.add_metric([stage, "completion"], completion)
-                tokens.add_metric([stage, "reasoning"], reasoning)
-            yield calls
-            yield tokens
-
-            conflicts = session.scalar(
-                select(func.count()).select_from(Job).where(Job.last_error.like("%PageConflict%"))
-            )
-            yield CounterMetricFamily(
-                "lore_page_conflicts", "Jobs whose last error was a page conflict.", value=conflicts or 0
-            )
-            yield _grouped(session, "lore_sources", "Sources per status.", Source.status)
-            yield _grouped(session, "lore_claims", "Claims per status.", Claim.status)
-            open_disputes = session.scalar(
-                select(func.count()).select_from(Contradiction).where(Contradiction.status == "open")
-            )
-            yield GaugeMetricFamily("lore_contradictions_open", "Open disputes between sources.", value=open_disputes)
-
-
-def _grouped(session: Session, name: str, doc: str, column: Any) -> Metric:
-    family = GaugeMetricFamily(name, doc, labels=["status"])
-    for status, n in session.execute(select(column, func.count()).group_by(column)):
-        family.add_metric([status], n)
-    return family
+            figures = ledger_figures(session)
+        yield GaugeMetricFamily(
+            "lore_queue_depth", "Jobs due to run now (queued or waiting to retry).", value=figures.queue_depth
+        )
+        jobs = GaugeMetricFamily("lore_jobs", "Jobs per state.", labels=["state"])
+        for state, n in figures.jobs.items():
+            jobs.add_metric([state], n)
+        yield jobs
+        calls = CounterMetricFamily(
+            "lore_model_calls", "Model calls per stage and outcome.", labels=["stage", "outcome"]
+        )
+        for (stage, outcome), n in figures.model_calls.items():
+            calls.add_metric([stage, outcome], n)
+        tokens = CounterMetricFamily("lore_model_tokens", "Model tokens per stage and kind.", labels=["stage", "kind"])
+        for (stage, kind), n in figures.model_tokens.items():
+            tokens.add_metric([stage, kind], n)
+        yield calls
+        yield tokens
+        yield CounterMetricFamily(
+            "lore_page_conflicts", "Jobs whose last error was a page conflict.", value=figures.page_conflicts
+        )
+        for name, doc, counts in (
+            ("lore_sources", "Sources per status.", figures.sources),
+            ("lore_claims", "Claims per status.", figures.claims),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=["status"])
+            for status, n in counts.items():
+                family.add_metric([status], n)
+            yield family
+        yield GaugeMetricFamily(
+            "lore_contradictions_open", "Open disputes between sources.", value=figures.open_disputes
+        )
 
 
 def breaker_from_health(model_health: Callable[[], str]) -> Callable[[], str]:

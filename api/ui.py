@@ -16,24 +16,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.context import AppContext, app_context, read_session, reader
-from api.errors import NotFound
-from api.routes.pages import MAX_OFFSET, check_page_path, resolve_rev
-from api.wiki_view import page_type
-from store.errors import StoreError
-from store.queries import citations, entity_for_page, list_contradictions, list_sources, page_disputes, source_detail
-from wiki.markdown import extract_footnote_refs, to_html
+from api.context import AppContext, app_context, reader
+from api.reads import ui_href
+from api.routes.pages import MAX_OFFSET
 
 TEMPLATES = Path(__file__).parent / "templates"
 router = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(reader)])
-
-
-def ui_href(path: str) -> str:
-    """UI link to a page."""
-    return "/ui/pages/" + quote(path)
 
 
 def _env() -> Environment:
@@ -60,48 +50,37 @@ def render(name: str, **values: Any) -> HTMLResponse:
 
 @router.get("", response_class=HTMLResponse)
 def catalog(ctx: AppContext = Depends(app_context)) -> HTMLResponse:
-    commit, paths, titles = ctx.wiki.pages()
+    listing = ctx.reads.list_pages(limit=10_000_000)
+    commit, total = listing.commit, listing.total
     groups: dict[str, list[tuple[str, str]]] = {}
-    for path in paths:
-        groups.setdefault(page_type(path), []).append((titles.get(path, path), path))
+    for row in listing.pages:
+        groups.setdefault(row.type, []).append((row.title, row.path))
     ordered = sorted(groups.items(), key=lambda kv: (kv[0] in ("catalog", "sources"), kv[0]))
     return render(
         "catalog.html",
         title="Lore",
         groups=[(kind, sorted(items, key=lambda t: t[0].casefold())) for kind, items in ordered],
         commit=commit,
-        total=len(paths),
+        total=total,
     )
 
 
 @router.get("/pages/{path:path}", response_class=HTMLResponse)
-def page(path: str, ctx: AppContext = Depends(app_context), session: Session = Depends(read_session)) -> HTMLResponse:
-    text = ctx.wiki.read(path)
-    body_html = to_html(text.body, ctx.wiki.resolver(ui_href))
-    refs = extract_footnote_refs(text.body)
-    cites = citations(session, refs)
-    entity = entity_for_page(session, path)
-    disputes = []
-    if entity is not None:
-        ids = page_disputes(session, entity.id)
-        pair_cites = citations(session, [c for pair in ids for c in pair])
-        disputes = [(pair_cites[a], pair_cites[b]) for a, b in ids if a in pair_cites and b in pair_cites]
+def page(path: str, ctx: AppContext = Depends(app_context)) -> HTMLResponse:
+    view = ctx.reads.ui_page(path)
     return render(
         "page.html",
-        title=text.title,
-        page=text,
-        body_html=body_html,
-        citations=[cites[r] for r in refs if r in cites],
-        disputes=disputes,
+        title=view.page.title,
+        page=view.page,
+        body_html=view.body_html,
+        citations=list(view.citations),
+        disputes=list(view.disputes),
     )
 
 
 @router.get("/history/{path:path}", response_class=HTMLResponse)
 def history(path: str, ctx: AppContext = Depends(app_context)) -> HTMLResponse:
-    check_page_path(path)
-    commits = ctx.deps.store.history(path, limit=100)
-    if not commits:
-        raise NotFound(f"no history for {path!r}")
+    commits = ctx.reads.history(path, limit=100)
     return render("history.html", title=f"History of {path}", path=path, commits=commits)
 
 
@@ -112,11 +91,7 @@ def diff(
     b: str = Query(..., pattern=r"^[0-9a-fA-F]{4,64}$"),
     ctx: AppContext = Depends(app_context),
 ) -> HTMLResponse:
-    check_page_path(path)
-    try:
-        text = ctx.deps.store.diff(path, resolve_rev(ctx, a), resolve_rev(ctx, b))
-    except StoreError as exc:
-        raise NotFound(f"unknown revision: {exc}") from None
+    _, _, text = ctx.reads.diff(path, a, b)
     lines = [(line[:1] if line[:1] in "+-@" else " ", line) for line in text.splitlines()]
     return render("diff.html", title=f"Diff of {path}", path=path, a=a, b=b, lines=lines)
 
@@ -127,7 +102,7 @@ async def search(
     k: int = Query(8, ge=1, le=50),
     ctx: AppContext = Depends(app_context),
 ) -> HTMLResponse:
-    answer = await run_in_threadpool(ctx.engine.answer, q, k) if q.strip() else None
+    answer = await run_in_threadpool(ctx.reads.query, q, k) if q.strip() else None
     return render("search.html", title=f"Search: {q}" if q else "Search", q=q, answer=answer)
 
 
@@ -135,21 +110,19 @@ async def search(
 def sources(
     status: str | None = Query(None, max_length=20),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    session: Session = Depends(read_session),
+    ctx: AppContext = Depends(app_context),
 ) -> HTMLResponse:
-    rows, total = list_sources(session, status=status or None, limit=200, offset=offset)
+    rows, total = ctx.reads.sources(status=status or None, limit=200, offset=offset)
     return render("sources.html", title="Sources", sources=rows, total=total, status=status, offset=offset)
 
 
 @router.get("/sources/{source_id}", response_class=HTMLResponse)
-def source(source_id: str, session: Session = Depends(read_session)) -> HTMLResponse:
-    detail = source_detail(session, source_id.lower())
-    if detail is None:
-        raise NotFound(f"no source {source_id!r}")
+def source(source_id: str, ctx: AppContext = Depends(app_context)) -> HTMLResponse:
+    detail = ctx.reads.source(source_id)
     return render("source.html", title=detail.source.title, d=detail)
 
 
 @router.get("/contradictions", response_class=HTMLResponse)
-def contradictions(session: Session = Depends(read_session)) -> HTMLResponse:
-    rows = list_contradictions(session, status="open", limit=500)
+def contradictions(ctx: AppContext = Depends(app_context)) -> HTMLResponse:
+    rows = ctx.reads.contradictions("open", limit=500)
     return render("contradictions.html", title="Conflicting sources", rows=rows)

@@ -29,11 +29,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from search.embedding import Embedder
+from search.fusion import rrf, top
+from search.index import TUNED_ON, ChunkInput, SearchConfig, SearchIndex
 from store.db import make_engine
-from store.embedding import Embedder
 from store.models import Base, Chunk
-from store.search import ChunkInput, SearchConfig, SearchIndex
-from store.search_fusion import rrf, top
 
 RECALL_AT = (2, 5, 10)
 FULL_AT = (5, 10)
@@ -137,7 +137,8 @@ def evaluate(
         progress: optional callback (stage, done, total).
 
     Returns:
-        A JSON-ready report: counts, configuration, metrics per method, timings.
+        A JSON-ready report: counts, configuration, ``tuned_on`` (the sets the default settings were chosen
+        on; empty for a ``config`` passed in), metrics per method, timings.
 
     Raises:
         EvalInputError: missing or malformed input files.
@@ -198,6 +199,7 @@ def evaluate(
         "questions": len(questions),
         "embedder": embedder.name,
         "config": asdict(cfg),
+        "tuned_on": list(TUNED_ON) if config is None else [],
         "metrics": {m: mean_metrics(per_method[m]) for m in METHODS},
         "timings": timings,
     }

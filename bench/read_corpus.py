@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from search.index import ChunkInput, SearchIndex
 from store.db import make_engine, make_session_factory
 from store.git_store import ABSENT, GitStore
 from store.models import Base, Claim, Entity, Page, Source
-from store.search import ChunkInput, SearchIndex
 from wiki.entity_page import ClaimView, EntityView, render_entity_page
 
 WORDS_A = tuple(

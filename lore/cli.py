@@ -284,25 +284,34 @@ def bench_store(
 def bench_read(
     pages: int = typer.Option(10_000, min=1, help="Generated entity pages (git + ledger)."),
     chunks: int = typer.Option(50_000, min=1, help="Raw source chunks embedded into the search index."),
-    clients: int = typer.Option(32, min=1, help="Concurrent HTTP clients."),
-    requests: int = typer.Option(2000, min=1, help="Requests per scenario (after a warm-up)."),
-    duration: float = typer.Option(60.0, min=1, help="Time limit per scenario, in seconds."),
+    connections: str = typer.Option("1,8,32", help="Connection counts each scenario runs at, comma-separated."),
+    duration: float = typer.Option(10.0, min=1, help="Seconds of one measured run (a scenario at a connection count)."),
     distinct: int = typer.Option(5000, min=1, help="Distinct passages the chunks draw from (each embedded once)."),
     workdir: Path = typer.Option(None, help="Keep the generated wiki here (default: a temporary folder)."),
+    load_generator: str = typer.Option("auto", help="wrk, python, or auto (wrk if present or installable)."),
     as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
 ) -> None:
-    """GET /pages/{path} and GET /query (tier 3) under concurrent clients, against a plain embed-and-search."""
+    """Health, page reads (JSON, HTML, 304) and GET /query (tier 3) against a plain embed-and-search, at 1, 8
+    and 32 connections, driven by wrk."""
     from bench.read_bench import run_read_bench
 
+    try:
+        counts = tuple(int(c) for c in connections.split(",") if c.strip())
+    except ValueError:
+        raise typer.BadParameter(f"not a list of connection counts: {connections!r}") from None
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter("connection counts must be positive")
+    if load_generator not in ("auto", "wrk", "python"):
+        raise typer.BadParameter("--load-generator is wrk, python or auto")
     emit_json(
         run_read_bench(
             pages=pages,
             chunks=chunks,
-            clients=clients,
-            requests=requests,
+            connections=counts,
             duration_s=duration,
             distinct=distinct,
             workdir=workdir,
+            load_generator=load_generator,
         )
     )
 
@@ -391,7 +400,7 @@ def reindex(
 
     from lore.wiring import Wiring
     from lore.wiring import migrate as run_migrate
-    from store.page_index import reindex_all
+    from search.page_index import reindex_all
 
     s = settings()
     run_migrate(s)
@@ -425,6 +434,32 @@ def reindex(
         )
 
 
+@eval_app.command("tune-retrieval")
+def eval_tune_retrieval(
+    sets: list[Path] = typer.Option(
+        [Path("../shared/data/retrieval/musique-100"), Path("../shared/data/retrieval/ramdocs-dev")],
+        "--set",
+        help="Folders with corpus.jsonl and questions.jsonl (two or more).",
+    ),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
+) -> None:
+    """Tune the query-time search settings on each set, score them on the others, and tune on all jointly."""
+    from bench.eval_retrieval import EvalInputError
+    from bench.tune_retrieval import tune
+    from search.embedding import SentenceTransformerEmbedder
+
+    s = settings()
+    embedder = SentenceTransformerEmbedder(
+        s.embedding.model_path, batch_size=s.embedding.batch_size, threads=s.embedding.torch_threads or None
+    )
+    try:
+        report = tune(sets, embedder, log=lambda m: console.print(m, highlight=False))
+    except (EvalInputError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    emit_json(report)
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     corpus: Path = typer.Option(..., "--corpus", help="Folder with corpus.jsonl and questions.jsonl."),
@@ -436,10 +471,12 @@ def eval_retrieval(
     from rich.table import Table
 
     from bench.eval_retrieval import EvalInputError, evaluate
-    from store.embedding import SentenceTransformerEmbedder
+    from search.embedding import SentenceTransformerEmbedder
 
     s = settings()
-    embedder = SentenceTransformerEmbedder(s.embedding.model_path, batch_size=s.embedding.batch_size)
+    embedder = SentenceTransformerEmbedder(
+        s.embedding.model_path, batch_size=s.embedding.batch_size, threads=s.embedding.torch_threads or None
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, object] = {}
@@ -550,9 +587,10 @@ def eval_conflicts(
         else:
             embedder = None
             if not no_embedder:
-                from store.embedding import SentenceTransformerEmbedder
+                from search.embedding import SentenceTransformerEmbedder
 
-                embedder = SentenceTransformerEmbedder(s.embedding.model_path, batch_size=s.embedding.batch_size)
+                embedder = SentenceTransformerEmbedder(s.embedding.model_path, batch_size=s.embedding.batch_size,
+                                                       threads=s.embedding.torch_threads or None)
             def on_row(row: dict[str, Any]) -> None:
                 console.print(f"  record {row['index']} ({row['order']}): flagged={row['flagged']} "
                               f"misinfo={row['gold_misinfo']} detectable={row['detectable']} "

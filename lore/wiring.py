@@ -307,12 +307,14 @@ class Wiring:
     @cached_property
     def embedder(self) -> Any | None:
         """The sentence embedder (loads its model on first use), or None when it is not installed."""
-        from store.embedding import SentenceTransformerEmbedder
-        from store.search_errors import EmbeddingUnavailable
+        from search.embedding import SentenceTransformerEmbedder
+        from search.errors import EmbeddingUnavailable
 
         try:
             return SentenceTransformerEmbedder(
-                self.settings.embedding.model_path, batch_size=self.settings.embedding.batch_size
+                self.settings.embedding.model_path,
+                batch_size=self.settings.embedding.batch_size,
+                threads=self.settings.embedding.torch_threads or None,
             )
         except EmbeddingUnavailable as exc:
             log.warning("embeddings unavailable (%s); search falls back to text only", exc)
@@ -321,7 +323,7 @@ class Wiring:
     @cached_property
     def search(self) -> Any | None:
         """The hybrid search index, or None without an embedder (``/query`` then answers from pages)."""
-        from store.search import SearchIndex
+        from search.index import SearchIndex
 
         if self.embedder is None:
             return None
@@ -428,8 +430,8 @@ class Wiring:
         from api.deps import ApiDeps, IntakeLimits
 
         s = self.settings
+        from search.index import SearchIndex
         from store.db import make_session_factory, read_only
-        from store.search import SearchIndex
 
         readers = read_only(self.engine)  # deferred BEGIN: API reads never serialise behind each other
         deps = ApiDeps(

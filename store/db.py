@@ -13,8 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from store import ledger_revision
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> Engine:
@@ -66,7 +68,15 @@ def read_only(engine: Engine) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on ``engine``; their commits move the ledger revisions (:mod:`store.ledger_revision`)."""
+    ledger_revision.install()
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def ping(factory: sessionmaker[Session]) -> None:
+    """Run a trivial query (readiness checks); raises whatever the database raises."""
+    with factory() as session:
+        session.execute(text("SELECT 1"))
 
 
 @contextmanager
@@ -81,3 +91,6 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+ledger_revision.install()

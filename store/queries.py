@@ -8,11 +8,12 @@ here writes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from store.models import Alias, Claim, Contradiction, Entity, Job, Link, Page, Source
+from store.models import Alias, Claim, Contradiction, Entity, Job, Link, ModelCall, Page, Source, utcnow
 from store.read_views import (
     Citation,
     ClaimView,
@@ -42,6 +43,9 @@ __all__ = [
     "list_contradictions",
     "list_sources",
     "name_fingerprint",
+    "entity_paths",
+    "LedgerFigures",
+    "ledger_figures",
     "page_claims",
     "page_disputes",
     "page_meta",
@@ -337,3 +341,52 @@ def page_disputes(session: Session, entity_id: int) -> list[tuple[str, str]]:
         )
     )
     return [(a, b) for a, b in rows]
+
+
+def entity_paths(session: Session) -> dict[int, str]:
+    """Entity id -> the path of its page (``wiki/<type>/<slug>.md``)."""
+    return {i: f"wiki/{t}/{s}.md" for i, t, s in session.execute(select(Entity.id, Entity.type, Entity.slug))}
+
+
+@dataclass(frozen=True)
+class LedgerFigures:
+    """Counts for the metrics endpoint, read in one session."""
+
+    queue_depth: int
+    jobs: dict[str, int]
+    model_calls: dict[tuple[str, str], int]
+    model_tokens: dict[tuple[str, str], int]
+    page_conflicts: int
+    sources: dict[str, int]
+    claims: dict[str, int]
+    open_disputes: int
+
+
+def ledger_figures(session: Session) -> LedgerFigures:
+    """Work, model and content figures of the ledger (a handful of ``GROUP BY`` queries)."""
+    now = utcnow()
+    due = session.scalar(
+        select(func.count()).select_from(Job).where(Job.state.in_(("queued", "failed")), Job.next_attempt_at <= now)
+    )
+    jobs = {str(state): int(n) for state, n in session.execute(select(Job.state, func.count()).group_by(Job.state))}
+    calls: dict[tuple[str, str], int] = {}
+    tokens: dict[tuple[str, str], int] = {}
+    rows = session.execute(
+        select(
+            ModelCall.stage,
+            ModelCall.outcome,
+            func.count(),
+            func.coalesce(func.sum(ModelCall.prompt_tokens), 0),
+            func.coalesce(func.sum(ModelCall.completion_tokens), 0),
+            func.coalesce(func.sum(ModelCall.reasoning_tokens), 0),
+        ).group_by(ModelCall.stage, ModelCall.outcome)
+    ).all()
+    for stage, outcome, n, prompt, completion, reasoning in rows:
+        calls[(str(stage), str(outcome))] = int(n)
+        for kind, value in (("prompt", prompt), ("completion", completion), ("reasoning", reasoning)):
+            tokens[(str(stage), kind)] = tokens.get((str(stage), kind), 0) + int(value)
+    conflicts = session.scalar(select(func.count()).select_from(Job).where(Job.last_error.like("%PageConflict%")))
+    sources = {str(s): int(n) for s, n in session.execute(select(Source.status, func.count()).group_by(Source.status))}
+    claims = {str(s): int(n) for s, n in session.execute(select(Claim.status, func.count()).group_by(Claim.status))}
+    disputes = session.scalar(select(func.count()).select_from(Contradiction).where(Contradiction.status == "open"))
+    return LedgerFigures(int(due or 0), jobs, calls, tokens, int(conflicts or 0), sources, claims, int(disputes or 0))

@@ -27,8 +27,8 @@ class SynthDeps:
     session_factory: sessionmaker[Session]
     store: GitStore
     client: Any  # synth.client.ModelClient; typed loosely so tools without a model can build deps
-    embedder: Any | None = None  # store.embedding.Embedder
-    search: Any | None = None  # store.search.SearchIndex
+    embedder: Any | None = None  # search.embedding.Embedder
+    search: Any | None = None  # search.index.SearchIndex
     dispatch: Dispatch = _no_dispatch
     worker_id: str = "inline"
     lease_s: int = 1800

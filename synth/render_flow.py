@@ -297,7 +297,7 @@ def index_entity_page(deps: SynthDeps, snap: Snapshot) -> None:
     if deps.search is None:
         return
     try:
-        from store.page_index import index_page, remove_page
+        from search.page_index import index_page, remove_page
 
         current = deps.store.read(snap.path)
         if current.content is not None:

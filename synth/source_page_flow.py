@@ -28,7 +28,7 @@ def index_source_text(deps: SynthDeps, source_id: str, title: str, text: str | N
     if deps.search is None:
         return
     try:
-        from store.page_index import index_source
+        from search.page_index import index_source
 
         index_source(deps.search, source_id, title, text)
     except Exception as exc:  # the index is rebuildable (`lore reindex`); never fail the page for it

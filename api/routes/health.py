@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from api.context import AppContext, app_context, reader
 from api.routes.pages import ERRORS
 from api.schemas import HealthOut
+from store.db import ping
 
 router = APIRouter(tags=["health"])
 
@@ -32,8 +32,7 @@ def readiness(ctx: AppContext) -> HealthOut:
     """Check the database, the repository and the queue; the model only degrades readiness."""
 
     def database() -> None:
-        with ctx.deps.session_factory() as session:
-            session.execute(text("SELECT 1"))
+        ping(ctx.deps.session_factory)
 
     def repository() -> None:
         ctx.deps.store.head()

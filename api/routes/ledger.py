@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy.orm import Session
 
-from api.context import AppContext, app_context, read_session, reader
-from api.errors import BadRequest, NotFound
+from api.context import AppContext, app_context, reader
 from api.routes.pages import ERRORS, MAX_OFFSET, commit_out
 from api.schemas import (
     ChangesOut,
@@ -22,7 +20,6 @@ from api.schemas import (
     SourceListOut,
     SourceOut,
 )
-from store.queries import entities_by_slug, entity_view, list_contradictions, list_sources, page_claims, source_detail
 
 router = APIRouter(dependencies=[Depends(reader)], responses=ERRORS)
 NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": ErrorOut, "description": "Not found."}}
@@ -38,16 +35,10 @@ NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": ErrorOut, "descr
 def get_entity(
     slug: str,
     type: str | None = Query(None, description="Entity type, needed when several types use the slug."),
-    session: Session = Depends(read_session),
+    ctx: AppContext = Depends(app_context),
 ) -> EntityOut:
     """An entity by slug: aliases, claim counts, links, and its active and disputed claims."""
-    found = entities_by_slug(session, slug, type)
-    if not found:
-        raise NotFound(f"no entity {slug!r}" + (f" of type {type!r}" if type else ""))
-    if len(found) > 1:
-        raise BadRequest(f"{slug!r} names entities of types {[e.type for e in found]}; pass ?type=")
-    view = entity_view(session, found[0])
-    claims = page_claims(session, view.page_path, statuses=("active", "disputed"))
+    view, claims = ctx.reads.entity(slug, type)
     return EntityOut(
         id=view.id,
         name=view.name,
@@ -68,10 +59,10 @@ def get_sources(
     status: str | None = Query(None, max_length=20, description="Only sources in this status (e.g. failed)."),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    session: Session = Depends(read_session),
+    ctx: AppContext = Depends(app_context),
 ) -> SourceListOut:
     """Sources, newest first, with their status and error."""
-    rows, total = list_sources(session, status=status, limit=limit, offset=offset)
+    rows, total = ctx.reads.sources(status=status, limit=limit, offset=offset)
     return SourceListOut(sources=[SourceOut.model_validate(r) for r in rows], total=total)
 
 
@@ -82,12 +73,9 @@ def get_sources(
     tags=["sources"],
     summary="A source's status, claims, pages touched and errors",
 )
-def get_source(source_id: str, session: Session = Depends(read_session)) -> SourceDetailOut:
+def get_source(source_id: str, ctx: AppContext = Depends(app_context)) -> SourceDetailOut:
     """One source by id (its sha256, or a unique prefix of at least 8 hex digits)."""
-    detail = source_detail(session, source_id.lower())
-    if detail is None:
-        raise NotFound(f"no source {source_id!r}")
-    return SourceDetailOut.model_validate(detail)
+    return SourceDetailOut.model_validate(ctx.reads.source(source_id))
 
 
 @router.get(
@@ -97,10 +85,10 @@ def get_contradictions(
     status: Literal["open", "resolved", "all"] = Query("open"),
     limit: int = Query(200, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    session: Session = Depends(read_session),
+    ctx: AppContext = Depends(app_context),
 ) -> ContradictionListOut:
     """Pairs of claims about one entity that sources disagree on, with both quotes."""
-    rows = list_contradictions(session, status=None if status == "all" else status, limit=limit, offset=offset)
+    rows = ctx.reads.contradictions(None if status == "all" else status, limit=limit, offset=offset)
     return ContradictionListOut(contradictions=[ContradictionOut.model_validate(r) for r in rows])
 
 
@@ -110,4 +98,4 @@ def get_changes(
     ctx: AppContext = Depends(app_context),
 ) -> ChangesOut:
     """Recent commits on the wiki branch, newest first, with their trailers and changed paths."""
-    return ChangesOut(commits=[commit_out(c) for c in ctx.deps.store.log(limit=limit)])
+    return ChangesOut(commits=[commit_out(c) for c in ctx.reads.changes(limit=limit)])

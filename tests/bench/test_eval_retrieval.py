@@ -18,13 +18,13 @@ from bench.eval_retrieval import (
     mean_metrics,
     question_metrics,
 )
-from store.embedding import SentenceTransformerEmbedder
-from store.search import SearchConfig
+from search.embedding import SentenceTransformerEmbedder
+from search.index import TUNED_ON, SearchConfig
 
 
 @pytest.fixture(scope="session")
 def minilm() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(threads=1)
 
 
 def write_set(folder: Path, corpus: list[dict[str, Any]], questions: list[dict[str, Any]]) -> Path:
@@ -101,7 +101,9 @@ def test_hand_made_set_where_the_answer_is_known(tmp_path: Path, minilm: Sentenc
         assert m["Full@5"] == 1.0, method
     # q3's two gold passages fill the top 2, so the first gold is always at rank 1
     assert report["metrics"]["hybrid"]["MRR"] == 1.0
-    assert report["config"]["bm25_weight"] == pytest.approx(0.4)
+    assert report["config"]["bm25_weight"] == pytest.approx(SearchConfig().bm25_weight)
+    assert report["tuned_on"] == list(TUNED_ON)
+    assert evaluate(folder, minilm, config=SearchConfig(fusion="rrf"))["tuned_on"] == []
     assert {"index_s", "query_embedding_ms", "hybrid_ms_per_query"} <= set(report["timings"])
 
     limited = evaluate(folder, minilm, limit=1)
@@ -151,3 +153,23 @@ def test_cli_prints_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     missing = CliRunner().invoke(app, ["eval", "retrieval", "--corpus", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2
     assert "missing" in missing.stderr
+
+
+def test_cross_set_tuning_reports_each_set_with_settings_tuned_elsewhere(
+    tmp_path: Path, minilm: SentenceTransformerEmbedder
+) -> None:
+    from bench.tune_retrieval import tune
+
+    a = write_set(tmp_path / "a", HAND_CORPUS, HAND_QUESTIONS)
+    b = write_set(tmp_path / "b", HAND_CORPUS, HAND_QUESTIONS[:2])
+    report = tune([a, b], minilm)
+    assert report["sets"] == ["a", "b"]
+    rows = {(r["set"], r["settings"]): r for r in report["rows"]}
+    assert rows[("a", "tuned on b")]["in_set"] is False
+    assert rows[("b", "tuned on a")]["in_set"] is False
+    assert rows[("a", "tuned on a")]["in_set"] is True
+    assert rows[("a", "joint")]["tuned_on"] == ["a", "b"]
+    assert rows[("a", "rrf")]["metrics"]["R@2"] == 1.0
+    assert report["settings_tried"]["a"] > 1
+    with pytest.raises(ValueError, match="two sets"):
+        tune([a], minilm)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from store.embedding import SentenceTransformerEmbedder
-from store.search import SearchIndex
+from search.embedding import SentenceTransformerEmbedder
+from search.index import SearchIndex
 from synth.lifecycle import request_retraction
 from tests.synth.conftest import make_wiki
 
 
 @pytest.fixture(scope="module")
 def embedder():
-    return SentenceTransformerEmbedder(None)
+    return SentenceTransformerEmbedder(None, threads=1)
 
 
 def test_ingest_indexes_pages_and_source_text_and_retraction_removes_them(tmp_path, fake_llm, embedder):

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
-from store.search_text import Term, index_text
+from search.text import Term, index_text
 
 FTS_TABLE = "chunks_fts"
 VOCAB_TABLE = "chunks_fts_vocab"

@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from search.dense import DenseCache, pack
+from search.embedding import Embedder, normalise
+from search.errors import IndexMismatch, SearchError
+from search.fusion import fuse, rrf, top
+from search.lexical import LexicalBackend
+from search.text import ANALYZER_VERSION, QueryTerms, Term, analyze, chunk_text, query_terms
 from store import search_state
-from store.embedding import Embedder, normalise
 from store.models import Chunk
-from store.search_dense import DenseCache, pack
-from store.search_errors import IndexMismatch, SearchError
-from store.search_fusion import fuse, rrf, top
-from store.search_lexical import LexicalBackend
-from store.search_text import ANALYZER_VERSION, QueryTerms, Term, analyze, chunk_text, query_terms
 
 if TYPE_CHECKING:  # pragma: no cover
     from numpy.typing import NDArray
@@ -95,6 +95,11 @@ class SearchConfig:
     rocchio_beta: float = 0.5  # weight of the feedback centroid added to the query vector
     window_tokens: int = 48  # a text longer than this also gets one vector per window of this size
     window_weight: float = 0.5  # share of the best window in a chunk's dense score
+
+
+#: The shared sets the defaults above were chosen on (``lore eval tune-retrieval``; docs/benchmarks.md
+#: shows the cross-set figures: each set scored with settings tuned on the other).
+TUNED_ON = ("musique-100", "ramdocs-dev")
 
 
 @dataclass

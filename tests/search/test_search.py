@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, text
 
+from search.dense import pack, unpack
+from search.embedding import Embedder, SentenceTransformerEmbedder
+from search.errors import IndexMismatch, SearchError
+from search.fusion import fuse, minmax, rrf, top
+from search.index import ChunkInput, SearchConfig, SearchIndex, ensure_index
+from search.lexical import fts_query, pg_query
+from search.text import analyze, chunk_text, estimate_tokens, index_text, query_terms
 from store.db import make_engine
-from store.embedding import Embedder, SentenceTransformerEmbedder
 from store.models import Base
-from store.search import ChunkInput, SearchConfig, SearchIndex, ensure_index
-from store.search_dense import pack, unpack
-from store.search_errors import IndexMismatch, SearchError
-from store.search_fusion import fuse, minmax, rrf, top
-from store.search_lexical import fts_query, pg_query
-from store.search_text import analyze, chunk_text, estimate_tokens, index_text, query_terms
 
 CORPUS = {
     "kafka": (
@@ -63,7 +63,7 @@ class CountingEmbedder:
 
 @pytest.fixture(scope="session")
 def minilm() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(threads=1)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import Connection, bindparam, text
 
-from store.search_errors import IndexMismatch
+from search.errors import IndexMismatch
 
 if TYPE_CHECKING:  # pragma: no cover
     from numpy.typing import NDArray
@@ -46,37 +46,97 @@ def unpack(blob: bytes, dim: int) -> NDArray[np.float32]:
 
 @dataclass
 class _KindMatrix:
-    """All vectors of one kind in one matrix; ``spans[id]`` are that chunk's rows."""
+    """All vectors of one kind in one contiguous float32 matrix, changed in place.
+
+    Rows are appended into spare capacity (doubling when full), so adding chunks copies only their
+    own vectors; a dropped or changed chunk's rows are marked dead and skipped, and the matrix is
+    compacted once dead rows pass a quarter of it. ``spans[id]`` are a live chunk's rows.
+    """
 
     dim: int
     token: str | None = None
     loaded: bool = False
-    ids: list[int] = field(default_factory=list)
     hashes: dict[int, str] = field(default_factory=dict)
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)
     matrix: NDArray[np.float32] = field(init=False)
-    whole_rows: NDArray[np.intp] = field(init=False)  # position -> row of its whole-chunk vector
+    used: int = 0  # rows of ``matrix`` in use (live or dead)
+    chunk_ids: list[int] = field(default_factory=list)  # position -> chunk id
+    starts: list[int] = field(default_factory=list)  # position -> row of its whole-chunk vector
+    alive: list[bool] = field(default_factory=list)  # position -> chunk still current
+    dead: int = 0
+    _arrays: tuple[NDArray[np.int64], NDArray[np.intp], NDArray[np.bool_]] | None = None
 
     def __post_init__(self) -> None:
-        self.replace({}, {})
+        self.matrix = np.zeros((0, self.dim), dtype=np.float32)
 
-    def replace(self, blocks: dict[int, NDArray[np.float32]], hashes: dict[int, str]) -> None:
-        """Make ``blocks`` (id -> rows) the whole content of this kind."""
-        self.ids = sorted(blocks)
-        self.hashes = hashes
-        counts = np.array([blocks[i].shape[0] for i in self.ids], dtype=np.intp)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp) if len(counts) else counts
-        self.matrix = (
-            np.ascontiguousarray(np.vstack([blocks[i] for i in self.ids]), dtype=np.float32)
-            if self.ids
-            else np.zeros((0, self.dim), dtype=np.float32)
-        )
-        self.whole_rows = starts
-        self.spans = {i: (int(a), int(a + n)) for i, a, n in zip(self.ids, starts, counts, strict=True)}
+    @property
+    def ids(self) -> list[int]:
+        """Live chunk ids."""
+        return list(self.spans)
+
+    def _positions(self) -> tuple[NDArray[np.int64], NDArray[np.intp], NDArray[np.bool_]]:
+        if self._arrays is None:
+            self._arrays = (
+                np.asarray(self.chunk_ids, dtype=np.int64),
+                np.asarray(self.starts, dtype=np.intp),
+                np.asarray(self.alive, dtype=np.bool_),
+            )
+        return self._arrays
+
+    def update(self, added: dict[int, NDArray[np.float32]], hashes: dict[int, str], removed: set[int]) -> None:
+        """Drop the chunks in ``removed`` and append ``added`` (id -> rows) with their content hashes."""
+        self._arrays = None
+        position = {cid: i for i, cid in enumerate(self.chunk_ids) if self.alive[i]} if removed else {}
+        for cid in removed:
+            if self.spans.pop(cid, None) is not None:
+                self.alive[position[cid]] = False
+                self.dead += 1
+            self.hashes.pop(cid, None)
+        need = self.used + sum(block.shape[0] for block in added.values())
+        if need > self.matrix.shape[0]:
+            grown = np.zeros((max(need, 2 * self.matrix.shape[0], 64), self.dim), dtype=np.float32)
+            grown[: self.used] = self.matrix[: self.used]
+            self.matrix = grown
+        for cid in sorted(added):
+            block = added[cid]
+            start, end = self.used, self.used + block.shape[0]
+            self.matrix[start:end] = block
+            self.spans[cid] = (start, end)
+            self.hashes[cid] = hashes[cid]
+            self.chunk_ids.append(cid)
+            self.starts.append(start)
+            self.alive.append(True)
+            self.used = end
+        if self.dead > max(64, len(self.chunk_ids) // 4):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the matrix with live rows only."""
+        live = [(cid, self.spans[cid]) for cid, ok in zip(self.chunk_ids, self.alive, strict=True) if ok]
+        blocks = {cid: self.matrix[a:b].copy() for cid, (a, b) in live}
+        hashes = dict(self.hashes)
+        self.matrix = np.zeros((0, self.dim), dtype=np.float32)
+        self.spans, self.hashes, self.chunk_ids, self.starts, self.alive = {}, {}, [], [], []
+        self.used = self.dead = 0
+        self._arrays = None
+        self.update(blocks, hashes, set())
 
     def rows(self, chunk_id: int) -> NDArray[np.float32] | None:
         span = self.spans.get(chunk_id)
         return None if span is None else self.matrix[span[0] : span[1]]
+
+    def scores(self, query: NDArray[np.float32], window_weight: float) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Live chunk ids and their similarity to ``query``."""
+        ids, starts, alive = self._positions()
+        sims = self.matrix[: self.used] @ query
+        whole = sims[starts]
+        # Rows of a chunk are contiguous: the best of each run. A chunk without windows has only its
+        # whole vector, which is then its best row too.
+        best = np.maximum.reduceat(sims, starts)
+        score = ((1.0 - window_weight) * whole + window_weight * best).astype(np.float32)
+        if self.dead:
+            return ids[alive], score[alive]
+        return ids, score
 
 
 class DenseCache:
@@ -103,23 +163,18 @@ class DenseCache:
                 {"k": kind},
             ).all()
             current = {int(r[0]): str(r[1]) for r in rows}
-            blocks: dict[int, NDArray[np.float32]] = {}
+            removed = {cid for cid, chash in km.hashes.items() if current.get(cid) != chash}
+            wanted = [cid for cid, chash in current.items() if km.hashes.get(cid) != chash]
+            added: dict[int, NDArray[np.float32]] = {}
             hashes: dict[int, str] = {}
-            wanted = []
-            for cid, chash in current.items():
-                kept = km.rows(cid) if km.hashes.get(cid) == chash else None
-                if kept is None:
-                    wanted.append(cid)
-                else:
-                    blocks[cid], hashes[cid] = kept, chash
             stmt = text("SELECT id, content_hash, embedding FROM chunks WHERE id IN :ids").bindparams(
                 bindparam("ids", expanding=True)
             )
             for start in range(0, len(wanted), 500):
                 for cid, chash, blob in conn.execute(stmt, {"ids": wanted[start : start + 500]}):
                     if blob is not None:
-                        blocks[int(cid)], hashes[int(cid)] = unpack(bytes(blob), self.dim), str(chash)
-            km.replace(blocks, hashes)
+                        added[int(cid)], hashes[int(cid)] = unpack(bytes(blob), self.dim), str(chash)
+            km.update(added, hashes, removed)
             km.token, km.loaded = token, True
 
     def scores(
@@ -131,16 +186,11 @@ class DenseCache:
         with self._lock:
             for kind in kinds:
                 km = self._kinds.get(kind)
-                if km is None or not km.ids:
+                if km is None or not km.spans:
                     continue
-                sims = km.matrix @ query
-                whole = sims[km.whole_rows]
-                # Rows of a chunk are contiguous: the best of each run. A chunk without windows has
-                # only its whole vector, which is then its best row too.
-                best = np.maximum.reduceat(sims, km.whole_rows)
-                score = (1.0 - window_weight) * whole + window_weight * best
-                all_ids.append(np.asarray(km.ids, dtype=np.int64))
-                all_scores.append(score.astype(np.float32))
+                ids, score = km.scores(query, window_weight)
+                all_ids.append(ids)
+                all_scores.append(score)
         if not all_ids:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return np.concatenate(all_ids), np.concatenate(all_scores)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from store.search_errors import EmbeddingUnavailable
+from search.errors import EmbeddingUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     from numpy.typing import NDArray
@@ -78,14 +78,26 @@ class SentenceTransformerEmbedder:
         model_path: a local sentence-transformers folder; ``None`` means the packaged all-MiniLM-L6-v2.
         batch_size: texts per forward pass.
         device: torch device; the default ``"cpu"`` never touches an accelerator.
+        threads: CPU threads torch may use (set for the whole process when the model loads); None keeps
+            torch's default of one per core. Inference is serialised anyway, and on a shared machine two
+            threads that wait for each other made one question's embedding 30x slower than one thread
+            (docs/benchmarks.md), so the settings default to 1.
     """
 
-    def __init__(self, model_path: Path | None = None, *, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._path = Path(model_path) if model_path is not None else None
         self.batch_size = batch_size
         self.device = device
+        self.threads = threads
         self.name = DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name
         self._dim: int | None = None
         self._model: Any = None
@@ -114,6 +126,10 @@ class SentenceTransformerEmbedder:
             try:
                 from sentence_transformers import SentenceTransformer
 
+                if self.threads is not None:
+                    import torch
+
+                    torch.set_num_threads(max(1, int(self.threads)))
                 model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
             except Exception as exc:  # any loader failure is one error for the caller
                 raise EmbeddingUnavailable(f"cannot load the embedding model from {path}: {exc}") from exc

@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from search.page_index import CLAIM, PAGE_KINDS, SECTION, SOURCE, Section, page_body, page_sections
+from search.text import analyze
 from store.git_store import GitStore
-from store.models import Entity, Source
-from store.page_index import CLAIM, PAGE_KINDS, SECTION, SOURCE, page_body, page_sections
+from store.models import Chunk, Entity, Source
 from store.queries import Citation, citations, entity_names, name_fingerprint, source_page_path
-from store.search_text import analyze
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_NAME_WORDS = 12
@@ -165,7 +165,7 @@ class QueryEngine:
     Args:
         session_factory: ledger sessions.
         store: the git page store (pages are read at HEAD).
-        search: the search index (``store.search.SearchIndex``), or None: only tier 1 can answer. Its
+        search: the search index (``search.index.SearchIndex``), or None: only tier 1 can answer. Its
             embedder is wrapped in a :class:`QueryVectorCache` (same vectors, fewer model runs).
         min_similarity: cosine similarity at which a hit the lexical side did not match still counts.
     """
@@ -224,21 +224,19 @@ class QueryEngine:
                 .order_by(Entity.id)
             ).all()
         entities = [(name, f"wiki/{type_}/{slug}.md") for name, type_, slug in rows]
-        head = self.store.head()
-        if head is None or not entities:
+        if not entities:
             return None, []
-        pages = self.store.read_many([path for _, path in entities], at=head)
+        by_page = self._indexed_sections([path for _, path in entities])
+        missing = [path for _, path in entities if path not in by_page]
+        if missing:  # not indexed (a wiki without search, or not yet): split the page read from git
+            by_page.update(self._git_sections(missing, {p: n for n, p in entities}))
         asked = stems(question) - stems(key)
         chosen: list[tuple[float, int, str, str, Any]] = []  # (score, ordinal, title, path, section)
-        for name, path in entities:
-            content = pages[path].content
-            if content is None:
+        for _name, path in entities:
+            found = by_page.get(path)
+            if not found:
                 continue
-            meta, body = page_body(content.decode("utf-8", "replace"))
-            title = str(meta.get("title") or name)
-            sections = page_sections(body, title)
-            if not sections:
-                continue
+            title, sections = found
             ranked = sorted(
                 ((len(asked & stems(s.text)) / (1 + len(asked)), s) for s in sections),
                 key=lambda pair: (-pair[0], pair[1].ordinal),
@@ -264,6 +262,40 @@ class QueryEngine:
             for score, _, title, path, s in chosen
         ]
         return entities[0][0], hits
+
+    def _indexed_sections(self, paths: Sequence[str]) -> dict[str, tuple[str, list[Section]]]:
+        """Sections of these pages as the page index holds them: path -> (page title, sections)."""
+        out: dict[str, tuple[str, list[Section]]] = {}
+        with self.session_factory() as session:
+            rows = session.execute(
+                select(Chunk.ref, Chunk.ordinal, Chunk.title, Chunk.text, Chunk.citations)
+                .where(Chunk.kind == SECTION, Chunk.ref.in_(list(paths)))
+                .order_by(Chunk.ref, Chunk.ordinal)
+            ).all()
+        for ref, ordinal, chunk_title, text, cites in rows:
+            meta = cites if isinstance(cites, dict) else {}
+            heading = str(meta.get("section") or chunk_title)
+            claims = tuple(str(c) for c in meta.get("claims", []) if isinstance(c, str))
+            # The chunk title is "<page title>: <heading>", or the page title for the lead section.
+            page_title = chunk_title[: -len(heading) - 2] if chunk_title.endswith(f": {heading}") else chunk_title
+            out.setdefault(str(ref), (page_title, []))[1].append(Section(int(ordinal), heading, str(text), claims))
+        return out
+
+    def _git_sections(self, paths: Sequence[str], names: dict[str, str]) -> dict[str, tuple[str, list[Section]]]:
+        """Sections of pages read from git at HEAD and split now (for pages the index does not hold)."""
+        head = self.store.head()
+        if head is None:
+            return {}
+        out: dict[str, tuple[str, list[Section]]] = {}
+        for path, result in self.store.read_many(paths, at=head).items():
+            if result.content is None:
+                continue
+            meta, body = page_body(result.content.decode("utf-8", "replace"))
+            title = str(meta.get("title") or names.get(path, path))
+            sections = page_sections(body, title)
+            if sections:
+                out[path] = (title, sections)
+        return out
 
     # --- tiers 2 and 3 ---------------------------------------------------------------------------
 

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from search.index import ChunkInput, SearchIndex
+from search.text import chunk_text
 from store.git_store import GitStore
 from store.models import Chunk, Claim, Entity, Source
-from store.search import ChunkInput, SearchIndex
-from store.search_text import chunk_text
 from wiki.markdown import REF_MARK, text_units
 from wiki.page import parse_page
 
