@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from rapidfuzz import fuzz
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Claim, ClaimPair, Contradiction, Entity, Source
-from synth import slots
+from store.models import Claim, ClaimPair, Contradiction, Entity
+from synth import repository, slots
 from synth.deps import SynthDeps
 from synth.errors import InvalidAnswer
 from synth.grounding import normalise
@@ -91,17 +91,6 @@ def names_source(text: str | None, origin: str) -> bool:
         return False
     n = number.group(1).lstrip("0") or "0"
     return re.search(r"(?<![\w.])0*" + re.escape(n) + r"(?![\w-])", folded) is not None
-
-
-def status_line(session: Session, source_id: str) -> str | None:
-    """A source's own status line: the value of its status claim about a document entity."""
-    return session.scalar(
-        select(Claim.value)
-        .join(Entity, Entity.id == Claim.entity_id)
-        .where(Claim.source_id == source_id, Claim.attr_key == "status", Entity.type == "documents")
-        .order_by(Claim.id)
-        .limit(1)
-    )
 
 
 @dataclass
@@ -200,8 +189,9 @@ class Task:
 
 def _infos(session: Session, claims: list[Claim]) -> dict[str, _SourceInfo]:
     out = {}
-    for s in session.scalars(select(Source).where(Source.id.in_({c.source_id for c in claims}))):
-        out[s.id] = _SourceInfo(s.title or s.origin.rsplit("/", 1)[-1], s.origin, status_line(session, s.id))
+    for s in repository.sources_by_id(session, {c.source_id for c in claims}).values():
+        out[s.id] = _SourceInfo(s.title or s.origin.rsplit("/", 1)[-1], s.origin,
+                                repository.status_line(session, s.id))
     return out
 
 
@@ -212,7 +202,7 @@ def _side(c: Claim, info: _SourceInfo, lexical: bool) -> judge_prompt.Side:
 
 def _done_pairs(session: Session, entity_id: int) -> tuple[set[frozenset[str]], dict[frozenset[str], ClaimPair]]:
     done, pending = set(), {}
-    for p in session.scalars(select(ClaimPair).where(ClaimPair.entity_id == entity_id)):
+    for p in repository.entity_pairs(session, entity_id):
         key = frozenset((p.claim_new, p.claim_old))
         if p.verdict is not None or p.invalid >= MAX_INVALID:
             done.add(key)
@@ -263,10 +253,7 @@ def _apply(session: Session, entity_id: int, a: Claim, b: Claim, d: Decision) ->
 
 def plan(session: Session, entity: Entity) -> list[Task]:
     """Decide what code can (in this transaction) and return the pairs that need the model."""
-    claims = sorted(
-        session.scalars(select(Claim).where(Claim.entity_id == entity.id, Claim.status.in_(PAIRED))).all(),
-        key=lambda c: c.id,
-    )
+    claims = repository.entity_claims(session, entity.id, PAIRED)
     if not any(not c.judged for c in claims):
         return []
     infos = _infos(session, claims)
@@ -392,8 +379,4 @@ def judge_entity(deps: SynthDeps, entity_id: int, job_id: int) -> int:
 
 def pairs_of(session: Session, claim_ids: set[str]) -> list[ClaimPair]:
     """The judged pairs touching any of ``claim_ids`` (for diagnostics and the eval)."""
-    if not claim_ids:
-        return []
-    return list(session.scalars(
-        select(ClaimPair).where(or_(ClaimPair.claim_new.in_(claim_ids), ClaimPair.claim_old.in_(claim_ids)))
-    ))
+    return repository.pairs_touching(session, claim_ids)

@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 from store.git_store import ABSENT, ReadResult
 from store.jobs import enqueue_job
 from store.models import Claim, Contradiction, Entity, Job, Link, Page, Source
-from synth.catalog_flow import CATALOG_PATHS, catalog_changes
 from synth.deps import SynthDeps
 from synth.errors import SynthError
-from synth.render_flow import Snapshot, compose, index_entity_page, page_bytes, record_render, snapshot, today
-from synth.source_page_flow import index_source_text, source_page_path
+from synth.flows.catalog import CATALOG_PATHS, catalog_changes
+from synth.flows.render import Snapshot, compose, index_entity_page, page_bytes, record_render, snapshot, today
+from synth.flows.source_page import index_source_text, source_page_path
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from store.git_store import ABSENT, GitStore, ReadResult
 from store.models import Claim, Contradiction, Entity, Job, Page, Source
-from synth.catalog_flow import CATALOG_PATHS, catalog_changes
-from synth.render_flow import SHOWN
+from synth.flows.catalog import CATALOG_PATHS, catalog_changes
+from synth.flows.render import SHOWN
 from wiki.lint import (
     Finding,
     LedgerPage,

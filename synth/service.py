@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import traceback
 
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from store.errors import StoreError
@@ -29,36 +30,14 @@ from store.jobs import claim_job, complete_job, defer_job, fail_job
 from store.models import Job, Source
 from synth.deps import SynthDeps
 from synth.errors import ContextOverflow, ExtractionRejected, InvalidAnswer, ModelUnavailable, OutputTruncated
-from synth.render_flow import request_catalog
+from synth.flows import flow_for
+from synth.flows.render import request_catalog
 
 log = logging.getLogger(__name__)
 
-PERMANENT = (ContextOverflow, ExtractionRejected, OutputTruncated)  # the same request fails the same way
+# the same request fails the same way every time (a malformed payload too)
+PERMANENT = (ContextOverflow, ExtractionRejected, OutputTruncated, ValidationError)
 BACKOFF_S = (5.0, 30.0, 120.0, 600.0)
-
-
-def _flow(kind: str):  # type: ignore[no-untyped-def]
-    if kind == "extract":
-        from synth.extract_flow import run_extract
-
-        return run_extract
-    if kind == "render":
-        from synth.render_flow import run_render
-
-        return run_render
-    if kind == "source_page":
-        from synth.source_page_flow import run_source_page
-
-        return run_source_page
-    if kind == "catalog":
-        from synth.catalog_flow import run_catalog
-
-        return run_catalog
-    if kind == "retract":
-        from synth.lifecycle import run_retract
-
-        return run_retract
-    raise ValueError(f"unknown job kind {kind!r}")
 
 
 def _explain(exc: BaseException) -> str:
@@ -83,7 +62,7 @@ def run_job(deps: SynthDeps, job_id: int) -> str:
         session.expunge(job)
     try:
         with fault_scope(job.kind):  # crash tests can aim a crash point at one kind of job
-            follow_ups = _flow(job.kind)(deps, job)
+            follow_ups = flow_for(job.kind).run(deps, job)
     except ModelUnavailable as exc:
         with deps.session_factory() as session, session.begin():
             live = session.get(Job, job.id)

@@ -160,7 +160,7 @@ def test_property_a_changed_number_name_or_negation_is_not_found(words, seed, ch
 
 
 def test_grounding_counts_rejections_by_reason_and_keeps_a_claim_whose_value_is_not_in_its_span():
-    from synth.extract_flow import ground
+    from synth.flows.extract import ground
     from synth.prompts.extract import Extraction
 
     doc = "# Broken Bow\n\nAs of the census of 2010, there were 3,559 people in Broken Bow.\n"

@@ -202,7 +202,7 @@ def test_a_stated_status_becomes_a_claim_about_the_document():
 
 
 def test_the_status_claim_is_grounded_like_any_other():
-    from synth.extract_flow import ground
+    from synth.flows.extract import ground
 
     doc = "# 18. Dedicated ingress\n\n## Status\n\nRejected (see [019](019-shared.md))\n\nWe will add controllers.\n"
     honest = extract.Extraction.model_validate({"title": "18. Dedicated ingress", "status": "Rejected (see [019]",

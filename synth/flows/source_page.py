@@ -12,7 +12,8 @@ from store.git_store import ABSENT, ReadResult
 from store.jobs import enqueue_job
 from store.models import Claim, Entity, Job, Page, Source
 from synth.deps import SynthDeps
-from synth.render_flow import claim_view, finish_sources
+from synth.flows import SourcePagePayload
+from synth.flows.render import claim_view, finish_sources
 from wiki.entity_page import SourceView, render_source_page
 from wiki.links import page_target
 
@@ -42,9 +43,9 @@ def page_status(status: str) -> str:
     return "done" if status == "extracted" else status
 
 
-def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
+def run_source_page(deps: SynthDeps, job: Job, payload: SourcePagePayload) -> list[int]:
     """Render and publish the source's page (removed when the source is retracted)."""
-    source_id = str(job.payload["source_id"])
+    source_id = payload.source_id
     with deps.session_factory() as session:
         src = session.get(Source, source_id)
         if src is None:
@@ -68,8 +69,8 @@ def run_source_page(deps: SynthDeps, job: Job) -> list[int]:
         removed = src.status in ("retracted", "replaced")
         text = None if removed else src.text
     trailers = [("Lore-Source", source_id), ("Lore-Job", str(job.id))]
-    if view.summary and job.payload.get("assisted_by"):
-        trailers.append(("Assisted-by", str(job.payload["assisted_by"])))
+    if view.summary and payload.assisted_by:
+        trailers.append(("Assisted-by", payload.assisted_by))
     now = datetime.now(UTC).strftime("%Y-%m-%d")
 
     def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:

@@ -16,7 +16,8 @@ from store.faults import crash_point
 from store.git_store import ReadResult
 from store.models import Claim, Contradiction, Entity, Job, Page, Source
 from synth.deps import SynthDeps
-from synth.render_flow import SHOWN, claim_view
+from synth.flows import CatalogPayload
+from synth.flows.render import SHOWN, claim_view
 from wiki.catalog import CatalogEntry, DisputeView, LogEntry, render_contradictions, render_index, render_log
 from wiki.links import page_target
 
@@ -92,7 +93,7 @@ def catalog_changes(session: Session, current: Mapping[str, ReadResult]) -> dict
     }
 
 
-def run_catalog(deps: SynthDeps, job: Job) -> list[int]:
+def run_catalog(deps: SynthDeps, job: Job, payload: CatalogPayload) -> list[int]:
     """Regenerate the three catalog pages and publish them in one commit."""
 
     def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:

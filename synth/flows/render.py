@@ -29,6 +29,7 @@ from store.models import Alias, Claim, Contradiction, Entity, Job, Link, Page, S
 from synth import judge_flow
 from synth.deps import SynthDeps
 from synth.errors import SynthError
+from synth.flows import RenderPayload
 from synth.prompts import compose as compose_prompt
 from wiki.entity_page import ClaimView, ConflictView, EntityView, render_entity_page
 from wiki.links import page_target
@@ -193,9 +194,9 @@ def _publish(deps: SynthDeps, snap: Snapshot, job: Job, assisted_by: str | None)
     return blob, result.commit
 
 
-def run_render(deps: SynthDeps, job: Job) -> list[int]:
+def run_render(deps: SynthDeps, job: Job, payload: RenderPayload) -> list[int]:
     """Render the entity until its page matches the ledger's latest revision."""
-    entity_id = int(job.payload["entity_id"])
+    entity_id = payload.entity_id
     follow: list[int] = []
     for _ in range(MAX_PASSES):
         _judge(deps, entity_id, job.id)

@@ -30,6 +30,7 @@ from store.models import Claim, Entity, Job, Link, Source
 from synth import slots
 from synth.deps import SynthDeps
 from synth.errors import ExtractionRejected
+from synth.flows import ExtractPayload
 from synth.grounding import SourceText, claim_id, claim_key, normalise, value_in
 from synth.prompts import extract as extract_prompt
 from synth.prompts import resolve as resolve_prompt
@@ -260,9 +261,9 @@ class AttributeKeys:
         return chosen
 
 
-def run_extract(deps: SynthDeps, job: Job) -> list[int]:
+def run_extract(deps: SynthDeps, job: Job, payload: ExtractPayload) -> list[int]:
     """Run one extract job to the ledger; returns the ids of the jobs to dispatch after commit."""
-    source_id = str(job.payload["source_id"])
+    source_id = payload.source_id
     with deps.session_factory() as session:
         src = session.get(Source, source_id)
         if src is None or src.status in ("retracted", "replaced") or src.text is None:
@@ -288,7 +289,7 @@ def run_extract(deps: SynthDeps, job: Job) -> list[int]:
         ambiguous = _resolver_mentions(plans, session)
     decided = _ask_resolver(deps, job, source_id, plans, ambiguous)
     with deps.session_factory() as session, session.begin():
-        return _apply(session, deps, job, source_id, found, vectors, decided)
+        return _apply(session, deps, job, source_id, found, vectors, decided, payload.previous_id)
 
 
 def _apply(
@@ -299,6 +300,7 @@ def _apply(
     found: Findings,
     vectors: dict[str, np.ndarray],
     decided: dict[str, int | None],
+    previous_id: str | None,
 ) -> list[int]:
     src = session.get(Source, source_id)
     if src is None or src.status in ("retracted", "replaced"):
@@ -364,7 +366,6 @@ def _apply(
             touched.update((ids[a], ids[b]))
     session.flush()
     jobs: list[Job] = []
-    previous_id = job.payload.get("previous_id")
     if previous_id:
         touched |= _replace_previous(session, deps, src, str(previous_id), jobs)
     src.title = (found.title or src.title)[:500]
