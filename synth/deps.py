@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +17,11 @@ from store.git_store import GitStore
 
 Dispatch = Callable[[list[int]], None]
 """Sends job ids to the queue. Called only after the transaction that created the jobs committed."""
+
+
+def utc_now() -> datetime:
+    """The default clock: the system's, in UTC."""
+    return datetime.now(UTC)
 
 
 def _no_dispatch(job_ids: list[int]) -> None:
@@ -36,3 +42,8 @@ class SynthDeps:
     catalog_debounce_s: float = 2.0
     max_attempts: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
+    clock: Callable[[], datetime] = utc_now  # "today" on pages and catalogs; tests pass a fixed one
+
+    def today(self) -> str:
+        """The date pages are stamped with (``updated``), from the injected clock."""
+        return self.clock().strftime("%Y-%m-%d")

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 MIN_LEXICAL = 70.0  # token_sort_ratio of two claims without an attribute to be compared
 LEXICAL_NEIGHBOURS = 2
-MIN_NEAR_COPY = 90.0  # two claims this alike are compared even when their attributes differ
+MIN_NEAR_COPY = 85.0  # two claims this alike are compared even when their attributes differ
 MAX_INVALID = 3
 MIN_NAME_CHARS = 6
 OPEN = ("active", "disputed")

@@ -28,7 +28,7 @@ from store.models import Claim, Contradiction, Entity, Job, Link, Page, Source
 from synth.deps import SynthDeps
 from synth.errors import SynthError
 from synth.flows.catalog import CATALOG_PATHS, catalog_changes
-from synth.flows.render import Snapshot, compose, index_entity_page, page_bytes, record_render, snapshot, today
+from synth.flows.render import Snapshot, compose, index_entity_page, page_bytes, record_render, snapshot
 from synth.flows.source_page import index_source_text, source_page_path
 
 log = logging.getLogger(__name__)
@@ -217,14 +217,14 @@ def run_retract(deps: SynthDeps, job: Job) -> list[int]:
     def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:
         changes: dict[str, bytes | None] = {}
         for snap in snaps.values():
-            body = page_bytes(snap, current[snap.path].content, today())
+            body = page_bytes(snap, current[snap.path].content, deps.today())
             if body is not None or current[snap.path].version != ABSENT:
                 changes[snap.path] = body
         for path in (source_page_path(slug), raw_path):
             if path and current[path].version != ABSENT:
                 changes[path] = None
         with deps.session_factory() as session:
-            changes.update(catalog_changes(session, current))
+            changes.update(catalog_changes(session, current, deps.today()))
         return changes
 
     trailers = [("Lore-Source", source_id), ("Lore-Job", str(job.id))]

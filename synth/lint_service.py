@@ -90,13 +90,15 @@ def ledger_pages(session: Session, heads: dict[str, ReadResult]) -> list[LedgerP
     return out
 
 
-def catalog_findings(session: Session, heads: dict[str, ReadResult], pages: dict[str, str]) -> list[Finding]:
+def catalog_findings(session: Session, heads: dict[str, ReadResult], pages: dict[str, str],
+                     now: datetime | None = None) -> list[Finding]:
     """``catalog-drift`` for the three generated pages (none for a wiki with no page and no source)."""
     has_source = session.scalar(select(Source.id).limit(1)) is not None
     if not pages and not has_source:
         return []
     current = {p: heads.get(p, ReadResult(None, ABSENT)) for p in CATALOG_PATHS}
-    fresh = {p: body.decode("utf-8", "replace") for p, body in catalog_changes(session, current).items()}
+    today = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
+    fresh = {p: body.decode("utf-8", "replace") for p, body in catalog_changes(session, current, today).items()}
     pending = session.scalar(
         select(func.count()).select_from(Job).where(Job.kind == "catalog", Job.state.in_(PENDING))
     )
@@ -133,7 +135,7 @@ def lint_wiki(
     findings = lint_pages(pages, claim_ids, unquoted=unquoted_claims(session), min_claims=min_claims)
     findings += lint_disputes(open_disputes(session), now=now or datetime.now(UTC), max_age_days=dispute_days)
     findings += lint_freshness(pages, ledger_pages(session, heads))
-    findings += catalog_findings(session, heads, pages)
+    findings += catalog_findings(session, heads, pages, now)
     return sorted(set(findings))
 
 

@@ -77,10 +77,12 @@ def _entries(session: Session) -> tuple[list[CatalogEntry], list[LogEntry], list
 CATALOG_PATHS = (INDEX, LOG, CONTRADICTIONS)
 
 
-def catalog_changes(session: Session, current: Mapping[str, ReadResult]) -> dict[str, bytes]:
-    """The three catalog pages rendered from the ledger on top of their ``current`` versions."""
+def catalog_changes(session: Session, current: Mapping[str, ReadResult], now: str) -> dict[str, bytes]:
+    """The three catalog pages rendered from the ledger on top of their ``current`` versions.
+
+    ``now`` is the date they are stamped with (``SynthDeps.today()``).
+    """
     index, log, disputes = _entries(session)
-    now = datetime.now(UTC).strftime("%Y-%m-%d")
 
     def prev(path: str) -> str | None:
         content = current[path].content
@@ -98,7 +100,7 @@ def run_catalog(deps: SynthDeps, job: Job, payload: CatalogPayload) -> list[int]
 
     def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:
         with deps.session_factory() as session:
-            changes: dict[str, bytes | None] = dict(catalog_changes(session, current))
+            changes: dict[str, bytes | None] = dict(catalog_changes(session, current, deps.today()))
         crash_point("catalog_write")  # crash tests: catalog rendered from the ledger, not published
         return changes
 

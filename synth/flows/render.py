@@ -17,7 +17,6 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -167,10 +166,6 @@ def page_bytes(snap: Snapshot, previous: bytes | None, now: str) -> bytes | None
     return render_entity_page(snap.view, text, now).text.encode()
 
 
-def today() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
-
-
 def _publish(deps: SynthDeps, snap: Snapshot, job: Job, assisted_by: str | None) -> tuple[str | None, str | None]:
     """Render on top of the page at HEAD and publish; returns (blob id or None if removed, commit)."""
     trailers = [("Lore-Job", str(job.id)), *[("Lore-Source", s) for s in snap.sources]]
@@ -179,7 +174,7 @@ def _publish(deps: SynthDeps, snap: Snapshot, job: Job, assisted_by: str | None)
 
     def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:
         page = current[snap.path]
-        change = page_bytes(snap, page.content, today())
+        change = page_bytes(snap, page.content, deps.today())
         return {} if change is None and page.version == ABSENT else {snap.path: change}
 
     def message(changes: Mapping[str, bytes | None]) -> str:

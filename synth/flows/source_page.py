@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -71,7 +70,7 @@ def run_source_page(deps: SynthDeps, job: Job, payload: SourcePagePayload) -> li
     trailers = [("Lore-Source", source_id), ("Lore-Job", str(job.id))]
     if view.summary and payload.assisted_by:
         trailers.append(("Assisted-by", payload.assisted_by))
-    now = datetime.now(UTC).strftime("%Y-%m-%d")
+    now = deps.today()
 
     def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:
         page = current[path]
