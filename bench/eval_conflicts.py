@@ -284,9 +284,8 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
 CHARS_PER_TOKEN = 4.0  # English text; the usual rule for the tokenizers of GLM, Gemma and Qwen
 
 
-def write_cost(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Model calls and tokens per 1,000 source tokens by stage, over one order's rows (no cache hits)."""
-    source_tokens = sum(r["source_chars"] for r in rows) / CHARS_PER_TOKEN
+def by_stage(rows: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+    """Model calls and tokens by stage, summed over rows."""
     calls: dict[str, int] = {}
     tokens: dict[str, int] = {}
     for r in rows:
@@ -294,6 +293,13 @@ def write_cost(rows: list[dict[str, Any]]) -> dict[str, Any]:
             calls[stage] = calls.get(stage, 0) + n
         for stage, n in r["tokens"].items():
             tokens[stage] = tokens.get(stage, 0) + n
+    return calls, tokens
+
+
+def write_cost(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Model calls and tokens per 1,000 source tokens by stage, over one order's rows (no cache hits)."""
+    source_tokens = sum(r["source_chars"] for r in rows) / CHARS_PER_TOKEN
+    calls, tokens = by_stage(rows)
     per = 1000.0 / source_tokens if source_tokens else 0.0
     return {
         "source_tokens_est": round(source_tokens),
@@ -338,13 +344,7 @@ def run_eval(path: Path, make_client: ClientFactory, *, limit: int | None = None
         result["orders"] = {o: score(by_order[o]) for o in orders}
     else:
         result["order_invariant"] = None
-    calls: dict[str, int] = {}
-    tokens: dict[str, int] = {}
-    for r in rows:
-        for stage, n in r["model_calls"].items():
-            calls[stage] = calls.get(stage, 0) + n
-        for stage, n in r["tokens"].items():
-            tokens[stage] = tokens.get(stage, 0) + n
+    calls, tokens = by_stage(rows)
     result["model_calls"] = sum(calls.values())
     result["model_calls_by_stage"] = calls
     result["tokens"] = sum(tokens.values())

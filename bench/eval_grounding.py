@@ -152,25 +152,16 @@ def run(data_dir: Path, *, n: int = 1500, seed: int = 1,
         src = cache.get(name)
         if src is None:
             src = cache[name] = SourceText(text)
-        for kind in NEAR:
-            copy = near_copy(kind, span, rng)
+        copies = [(kind, near_copy(kind, span, rng), True) for kind in NEAR]
+        copies += [(kind, altered_copy(kind, span, text, names, rng), False) for kind in ALTERED]
+        for kind, copy, should_find in copies:
             if copy is None:
                 continue
             found = src.find(copy) is not None
             counts[kind][0] += 1
             counts[kind][1] += found
             counts[kind][2] += src.find_exact(copy) is not None
-            if not found and len(failures[kind]) < 5:
-                failures[kind].append({"doc": name, "span": span, "copy": copy})
-        for kind in ALTERED:
-            copy = altered_copy(kind, span, text, names, rng)
-            if copy is None:
-                continue
-            found = src.find(copy) is not None
-            counts[kind][0] += 1
-            counts[kind][1] += found
-            counts[kind][2] += src.find_exact(copy) is not None
-            if found and len(failures[kind]) < 5:
+            if found != should_find and len(failures[kind]) < 5:
                 failures[kind].append({"doc": name, "span": span, "copy": copy})
         if progress is not None and i % 100 == 0:
             progress(i, len(chosen))
