@@ -8,6 +8,7 @@ the one handler of :mod:`api.errors`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from api.auth import install_bootstrap_keys
 from api.context import AppContext
 from api.deps import ApiDeps
 from api.errors import install_error_handler
+from api.keys import UsageRecorder
 from api.mcp_server import McpGate, build_mcp
 from api.metrics import HttpMetrics, LedgerCollector, MetricsMiddleware, breaker_from_health
 from api.ratelimit import RateLimiter
@@ -34,6 +36,8 @@ from store.query_tiers import QueryEngine
 
 STATIC_DIR = Path(__file__).parent / "static"
 API_VERSION = "1.0.0"
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Lore serves a git-backed wiki of cited entity pages written at ingest time.
 
@@ -67,15 +71,18 @@ def create_app(deps: ApiDeps) -> FastAPI:
         engine=QueryEngine(deps.session_factory, deps.store, deps.search),
         upload_limiter=RateLimiter(deps.uploads_per_minute, 60.0),
         registry=registry,
+        usage=UsageRecorder(deps.session_factory),
     )
     mcp = build_mcp(ctx)
     mcp_endpoint = McpGate(mcp, ctx)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if deps.api_keys:
-            with unit_of_work(deps.session_factory) as session:
-                install_bootstrap_keys(session, deps.api_keys)
+        # Always: a configuration that lists no keys any more must revoke the bootstrap keys it had.
+        with unit_of_work(deps.session_factory) as session:
+            result = install_bootstrap_keys(session, deps.api_keys)
+        if result.revoked:
+            log.info("revoked bootstrap keys no longer configured: %s", ", ".join(result.revoked))
         async with mcp.session_manager.run():
             yield
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from api.auth import Principal, authorize
 from api.deps import ApiDeps
+from api.keys import UsageRecorder
 from api.ratelimit import RateLimiter
 from api.wiki_view import WikiView
 from store.query_tiers import QueryEngine
@@ -30,11 +31,18 @@ class AppContext:
     engine: QueryEngine
     upload_limiter: RateLimiter
     registry: CollectorRegistry
+    usage: UsageRecorder | None = None
 
     def authorize(self, authorization: str | None, scope: str) -> Principal:
-        """Check a raw ``Authorization`` header for ``scope`` (see :func:`api.auth.authorize`)."""
+        """Check a raw ``Authorization`` header for ``scope`` (see :func:`api.auth.authorize`).
+
+        A key that passes has its last-used time recorded (at most once a minute per key).
+        """
         with self.deps.session_factory() as session:
-            return authorize(session, authorization, scope, open_reads=self.deps.open_reads)
+            principal = authorize(session, authorization, scope, open_reads=self.deps.open_reads)
+        if principal.key_id is not None and self.usage is not None:
+            self.usage.touch(principal.key_id)
+        return principal
 
 
 def app_context(request: Request) -> AppContext:
