@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
@@ -106,6 +107,15 @@ def create_app(deps: ApiDeps) -> FastAPI:
     def root() -> RedirectResponse:
         return RedirectResponse("/ui", status_code=307)
 
+    if deps.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(deps.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version"],
+            expose_headers=["Mcp-Session-Id", "Retry-After", "WWW-Authenticate"],
+            max_age=600,
+        )
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -57,8 +57,10 @@ class ApiDeps:
         queue_ping: raises when the queue broker is unreachable; None means no separate queue.
         breaker_state: returns ``closed``/``half_open``/``open`` for ``/metrics``; None derives it
             from ``model_health``.
-        mcp_allowed_hosts: ``Host`` header values the MCP endpoint accepts (DNS-rebinding
-            protection); None accepts loopback names only.
+        mcp_allowed_hosts: ``Host`` header patterns the MCP endpoint accepts besides loopback
+            (DNS-rebinding protection, :func:`api.mcp_server.transport_security`); None or empty
+            accepts loopback names only, ``["*"]`` any.
+        cors_origins: browser origins allowed cross-site (CORS); empty adds no CORS headers.
         extra: anything else a caller wants to carry (not used by the API itself).
     """
 
@@ -76,4 +78,5 @@ class ApiDeps:
     queue_ping: Callable[[], None] | None = None
     breaker_state: Callable[[], str] | None = None
     mcp_allowed_hosts: list[str] | None = None
+    cors_origins: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

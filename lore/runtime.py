@@ -88,7 +88,9 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
             host=host or settings.api.host,
             port=port or settings.api.port,
             log_level=settings.log_level.lower(),
-            proxy_headers=False,
+            proxy_headers=settings.api.proxy_headers,
+            forwarded_allow_ips=settings.api.forwarded_allow_ips,
+            root_path=settings.api.root_path,
         )
     finally:
         wiring.close()

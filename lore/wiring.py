@@ -402,6 +402,8 @@ class Wiring:
             uploads_per_minute=s.api.uploads_per_minute,
             model_health=self.model_health,
             queue_ping=self.queue_ping,
+            mcp_allowed_hosts=list(s.api.mcp_allowed_hosts) or None,
+            cors_origins=list(s.api.cors_origins),
         )
         return create_app(deps)
 
