@@ -27,6 +27,7 @@ from api.errors import install_error_handler
 from api.keys import UsageRecorder
 from api.mcp_server import McpGate, build_mcp
 from api.metrics import HttpMetrics, LedgerCollector, MetricsMiddleware, breaker_from_health
+from api.openapi import install_docs, operation_id
 from api.ratelimit import RateLimiter
 from api.routes import health, ledger, lint, pages, query, sources_write
 from api.security import SecurityHeadersMiddleware
@@ -46,7 +47,7 @@ Read pages (`/pages`), their history and diffs, entities, sources and their stat
 sources (`/contradictions`) and recent changes (`/changes`). `GET /query` answers a question from an
 entity's page, else from page sections and claims, else from raw source chunks, and says which tier
 answered. Upload documents with `POST /sources` (an API key with the `ingest` scope). Agents can use the
-same through MCP (streamable HTTP) at `/mcp`; people can browse `/ui`.
+same through MCP (streamable HTTP) at `/mcp`; people can browse `/ui`. This explorer is `/docs`.
 
 Errors are `{"error": ClassName, "detail": message}`.
 """
@@ -92,14 +93,16 @@ def create_app(deps: ApiDeps) -> FastAPI:
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url=None,  # Swagger UI needs inline script, which the Content-Security-Policy forbids
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN with inline script: api.openapi serves it
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.lore = ctx
     install_error_handler(app)
     for module in (pages, ledger, sources_write, query, health, lint):
         app.include_router(module.router)
     app.include_router(ui_router)
+    install_docs(app)
     app.router.routes.append(Route("/mcp", endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
