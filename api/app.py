@@ -26,9 +26,16 @@ from api.deps import ApiDeps
 from api.errors import install_error_handler
 from api.keys import UsageRecorder
 from api.mcp_server import McpGate, build_mcp
-from api.metrics import HttpMetrics, LedgerCollector, MetricsMiddleware, breaker_from_health
+from api.metrics import (
+    HttpMetrics,
+    LedgerCollector,
+    MetricsMiddleware,
+    breaker_from_health,
+    register_runtime_collectors,
+)
 from api.openapi import install_docs, operation_id
 from api.ratelimit import RateLimiter
+from api.request_id import RequestIdMiddleware
 from api.routes import health, ledger, lint, pages, query, sources_write
 from api.security import SecurityHeadersMiddleware
 from api.ui import router as ui_router
@@ -64,9 +71,12 @@ def create_app(deps: ApiDeps) -> FastAPI:
         context manager both do): it stores the bootstrap keys and starts the MCP session manager.
     """
     registry = CollectorRegistry()
-    http_metrics = HttpMetrics(registry)
+    # In multiprocess mode the request metrics go to the shared folder and come back through the
+    # multiprocess collector, summed over every API process; registering them here too would repeat them.
+    http_metrics = HttpMetrics(registry if deps.metrics_dir is None else CollectorRegistry())
     breaker = deps.breaker_state or breaker_from_health(deps.model_health)
     registry.register(LedgerCollector(deps.session_factory, breaker))
+    register_runtime_collectors(registry, deps.metrics_dir)
     ctx = AppContext(
         deps=deps,
         wiki=WikiView(deps.store, deps.session_factory),
@@ -121,4 +131,5 @@ def create_app(deps: ApiDeps) -> FastAPI:
         )
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,6 +62,8 @@ class ApiDeps:
             (DNS-rebinding protection, :func:`api.mcp_server.transport_security`); None or empty
             accepts loopback names only, ``["*"]`` any.
         cors_origins: browser origins allowed cross-site (CORS); empty adds no CORS headers.
+        metrics_dir: the multiprocess Prometheus folder the workers write to (``/metrics`` sums it);
+            None: this process's own model metrics only.
         extra: anything else a caller wants to carry (not used by the API itself).
     """
 
@@ -79,4 +82,5 @@ class ApiDeps:
     breaker_state: Callable[[], str] | None = None
     mcp_allowed_hosts: list[str] | None = None
     cors_origins: list[str] = field(default_factory=list)
+    metrics_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)

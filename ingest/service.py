@@ -217,7 +217,7 @@ def _intake(
         return _known(raced, name)
     status = "new_version" if previous is not None else "new"
     if failure:
-        log.info("failed %s (%s): %s", name, sha[:12], failure)
+        log.info("failed %s (%s): %s", name, sha[:12], failure, extra={"source_id": sha})
         return IntakeResult(sha, "failed", failure, [], name)
     job = enqueue_job(
         session,
@@ -226,7 +226,7 @@ def _intake(
         {"source_id": sha, "previous_id": source.previous_id},
         source_id=sha,
     )
-    log.info("%s %s (%s) -> job %s", status, name, sha[:12], job.id)
+    log.info("%s %s (%s) -> job %s", status, name, sha[:12], job.id, extra={"source_id": sha, "job_id": job.id})
     return IntakeResult(sha, status, None, [job.id], name)
 
 

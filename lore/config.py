@@ -243,6 +243,17 @@ class Settings(BaseSettings):
         "development", description="Deployment environment; `production` refuses unsafe defaults."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="Log lines of `lore serve|worker|beat|watch|up` on stderr: `json` (one object per line with "
+        "`request_id`, `job_id`, `source_id` where they apply) or `text` for reading by eye.",
+    )
+    metrics_dir: Path | None = Field(
+        None,
+        description="Folder for multiprocess Prometheus metrics shared by the API and worker processes of "
+        "one host (`PROMETHEUS_MULTIPROC_DIR`); `lore up` uses `<data_dir>/run/metrics`. Unset: each "
+        "process keeps its own.",
+    )
     paths: PathsSettings = Field(default_factory=PathsSettings)  # type: ignore[arg-type]
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
     git: GitSettings = Field(default_factory=GitSettings)  # type: ignore[arg-type]

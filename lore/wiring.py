@@ -111,6 +111,7 @@ def build_model_client(
     from store.retry_budget import LedgerRetryBudget
     from synth.budget import InMemoryRetryBudget
     from synth.client import Endpoint, ModelClient, Sampling, Timeouts
+    from synth.metrics import default_metrics
 
     llm = settings.llm
     endpoints = [
@@ -134,6 +135,7 @@ def build_model_client(
             else InMemoryRetryBudget(llm.retry_budget_ratio)
         ),
         recorder=recorder,
+        metrics=default_metrics(),
     )
 
 
@@ -404,6 +406,7 @@ class Wiring:
             queue_ping=self.queue_ping,
             mcp_allowed_hosts=list(s.api.mcp_allowed_hosts) or None,
             cors_origins=list(s.api.cors_origins),
+            metrics_dir=s.metrics_dir,
         )
         return create_app(deps)
 
