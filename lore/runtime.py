@@ -426,7 +426,7 @@ class Up:
         self._say(f"  ingest     {describe_intake(path, result)}", markup=False)
 
     def _start_model(self) -> None:
-        from lore.llama_server import LlamaServer, verify_once
+        from lore.llama_server import embedded_server, verify_once
 
         s = self.settings
         if not uses_embedded_model(s):
@@ -436,15 +436,7 @@ class Up:
         path = s.local_model_file()
         if s.llm.local_model_path is None and verify_once(path, self.data_dir / "run" / "model-verified.json"):
             self._say(f"  model      verified sha256 of {path.name}")
-        self.model = LlamaServer(
-            path,
-            alias=s.llm.model,
-            host=s.llm.local_host,
-            port=s.llm.local_port,
-            context_tokens=s.llm.local_context_tokens,
-            threads=s.llm.local_threads,
-            log_path=self.logs / "model.log",
-        )
+        self.model = embedded_server(s, self.logs / "model.log")
         self._say(f"  model      starting {path.name} (llama.cpp) ...")
         self.model.start()
         self._say(f"  model      {s.llm.model} at {embedded_base_url(s)} (embedded llama.cpp)", markup=False)
