@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade --quiet pip
 	# The local CPU wheel first, so nothing below pulls CUDA builds of torch.
 	$(BIN)/pip install --quiet torch==2.13.0
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet -e '.[dev]'
+	# lore[local] is the embedded model server (llama.cpp, compiled here); lore[dev] the test tools.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet -e '.[dev,local]'
 	@touch $@
 
 $(MODEL): | $(STAMP)

@@ -2,7 +2,7 @@
 
 A key is a random secret; the ledger keeps only ``sha256(secret)`` (``store.models.ApiKey``), so a
 leaked database does not leak usable keys. Clients send ``Authorization: Bearer <secret>``. Scopes are
-``read``, ``ingest`` and ``admin``; ``admin`` includes the other two.
+``read``, ``ingest``, ``curate`` (review disputes) and ``admin``; ``admin`` includes the other three.
 
 - no key, or a key that matches none (or is revoked): :class:`api.errors.Unauthorized` (401 with
   ``WWW-Authenticate: Bearer``);
@@ -11,7 +11,8 @@ leaked database does not leak usable keys. Clients send ``Authorization: Bearer 
   valid key whatever its scopes; a key that is sent must still be valid.
 
 Bootstrap keys come from configuration as ``name:scope1+scope2:secret`` and are inserted (or updated by
-name) at start-up.
+name) at start-up; a bootstrap key that has left the configuration is revoked then. Keys made with
+``lore keys create`` (:mod:`api.keys`) are never touched by start-up.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import Forbidden, Unauthorized
-from store.models import ApiKey
+from store.models import ApiKey, utcnow
 
-SCOPES = ("read", "ingest", "admin")
+SCOPES = ("read", "ingest", "curate", "admin")
 REALM = "lore"
 
 
@@ -36,6 +37,7 @@ class Principal:
     name: str
     scopes: frozenset[str]
     anonymous: bool = False
+    key_id: int | None = None
 
     def has(self, scope: str) -> bool:
         """True when this principal holds ``scope`` (``admin`` holds every scope)."""
@@ -69,26 +71,48 @@ def parse_bootstrap_key(spec: str) -> tuple[str, frozenset[str], str]:
     return name, scopes, secret
 
 
-def install_bootstrap_keys(session: Session, specs: list[str]) -> int:
-    """Insert or update (by name) the configured keys; the caller commits.
+def install_bootstrap_keys(session: Session, specs: list[str]) -> BootstrapResult:
+    """Insert or update (by name) the configured keys and revoke the ones that left; the caller commits.
+
+    A configured name that matches a ``lore keys create`` key takes it over (it becomes a bootstrap
+    key). Rows of ``origin == "config"`` whose name is no longer configured are revoked, so removing a
+    key from ``LORE_API__API_KEYS`` and restarting locks it out.
 
     Returns:
-        How many keys were inserted or changed.
+        How many keys were inserted or changed, and the names revoked.
     """
     changed = 0
+    configured: set[str] = set()
     for spec in specs:
         name, scopes, secret = parse_bootstrap_key(spec)
+        configured.add(name)
         digest = hash_secret(secret)
         scope_text = " ".join(sorted(scopes))
         row = session.scalar(select(ApiKey).where(ApiKey.name == name))
         if row is None:
-            session.add(ApiKey(name=name, key_hash=digest, scopes=scope_text, revoked=False))
+            session.add(ApiKey(name=name, key_hash=digest, scopes=scope_text, revoked=False, origin="config"))
             changed += 1
-        elif (row.key_hash, row.scopes, row.revoked) != (digest, scope_text, False):
-            row.key_hash, row.scopes, row.revoked = digest, scope_text, False
+        elif (row.key_hash, row.scopes, row.revoked, row.origin) != (digest, scope_text, False, "config"):
+            row.key_hash, row.scopes, row.revoked, row.origin = digest, scope_text, False, "config"
+            row.revoked_at = None
             changed += 1
         session.flush()
-    return changed
+    revoked: list[str] = []
+    stale = select(ApiKey).where(ApiKey.origin == "config", ApiKey.revoked.is_(False))
+    for row in session.scalars(stale):
+        if row.name not in configured:
+            row.revoked, row.revoked_at = True, utcnow()
+            revoked.append(row.name)
+    session.flush()
+    return BootstrapResult(changed=changed, revoked=tuple(sorted(revoked)))
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """What :func:`install_bootstrap_keys` did."""
+
+    changed: int
+    revoked: tuple[str, ...]
 
 
 def _challenge(error: str | None = None, scope: str | None = None) -> dict[str, str]:
@@ -115,7 +139,7 @@ def lookup_key(session: Session, secret: str) -> Principal | None:
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
     if row is None or row.revoked:
         return None
-    return Principal(name=row.name, scopes=frozenset(row.scopes.split()))
+    return Principal(name=row.name, scopes=frozenset(row.scopes.split()), key_id=row.id)
 
 
 def authorize(session: Session, authorization: str | None, scope: str, *, open_reads: bool) -> Principal:

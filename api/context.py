@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, authorize
 from api.deps import ApiDeps
+from api.keys import UsageRecorder
 from api.ratelimit import RateLimiter
 from api.reads import ReadService
 
@@ -29,11 +30,18 @@ class AppContext:
     reads: ReadService
     upload_limiter: RateLimiter
     registry: CollectorRegistry
+    usage: UsageRecorder | None = None
 
     def authorize(self, authorization: str | None, scope: str) -> Principal:
-        """Check a raw ``Authorization`` header for ``scope`` (see :func:`api.auth.authorize`)."""
+        """Check a raw ``Authorization`` header for ``scope`` (see :func:`api.auth.authorize`).
+
+        A key that passes has its last-used time recorded (at most once a minute per key).
+        """
         with self.deps.session_factory() as session:
-            return authorize(session, authorization, scope, open_reads=self.deps.open_reads)
+            principal = authorize(session, authorization, scope, open_reads=self.deps.open_reads)
+        if principal.key_id is not None and self.usage is not None:
+            self.usage.touch(principal.key_id)
+        return principal
 
 
 async def app_context(request: Request) -> AppContext:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,8 +60,12 @@ class ApiDeps:
         queue_ping: raises when the queue broker is unreachable; None means no separate queue.
         breaker_state: returns ``closed``/``half_open``/``open`` for ``/metrics``; None derives it
             from ``model_health``.
-        mcp_allowed_hosts: ``Host`` header values the MCP endpoint accepts (DNS-rebinding
-            protection); None accepts loopback names only.
+        mcp_allowed_hosts: ``Host`` header patterns the MCP endpoint accepts besides loopback
+            (DNS-rebinding protection, :func:`api.mcp_server.transport_security`); None or empty
+            accepts loopback names only, ``["*"]`` any.
+        cors_origins: browser origins allowed cross-site (CORS); empty adds no CORS headers.
+        metrics_dir: the multiprocess Prometheus folder the workers write to (``/metrics`` sums it);
+            None: this process's own model metrics only.
         extra: anything else a caller wants to carry (not used by the API itself).
     """
 
@@ -79,4 +84,6 @@ class ApiDeps:
     queue_ping: Callable[[], None] | None = None
     breaker_state: Callable[[], str] | None = None
     mcp_allowed_hosts: list[str] | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    metrics_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -49,6 +49,24 @@ def _tool_error(exc: Exception) -> ToolError:
     return ToolError(f"{body['error']}: {body['detail']}")
 
 
+def transport_security(hosts: list[str] | None) -> TransportSecuritySettings:
+    """The DNS-rebinding protection for ``/mcp``: loopback names always, plus the configured patterns.
+
+    Args:
+        hosts: ``host``, ``host:port`` or ``host:*`` patterns (``LORE_API__MCP_ALLOWED_HOSTS``); a request
+            whose ``Host`` matches none is refused with 421. ``["*"]`` turns the check off. Browsers'
+            ``Origin`` is allowed for the same hosts over http and https.
+    """
+    if hosts and "*" in hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    extra = list(hosts or [])
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=LOOPBACK_HOSTS + extra,
+        allowed_origins=LOOPBACK_ORIGINS + [f"{scheme}://{h}" for h in extra for scheme in ("http", "https")],
+    )
+
+
 def build_mcp(ctx: AppContext) -> MCPServer:
     """Create the MCP server with Lore's tools, bound to ``ctx``; its session manager is ready to run."""
     root = logging.getLogger()
@@ -172,15 +190,7 @@ def build_mcp(ctx: AppContext) -> MCPServer:
         except DOMAIN_ERRORS as exc:
             raise _tool_error(exc) from None
 
-    hosts = ctx.deps.mcp_allowed_hosts
-    if hosts is not None and "*" in hosts:
-        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    else:
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=list(hosts) if hosts else LOOPBACK_HOSTS,
-            allowed_origins=LOOPBACK_ORIGINS + [f"http://{h}" for h in hosts or [] if "*" not in h],
-        )
+    security = transport_security(ctx.deps.mcp_allowed_hosts)
     # Creates the session manager (run by the app's lifespan); the returned Starlette app is not used,
     # the API mounts the transport itself behind McpGate.
     mcp.streamable_http_app(
@@ -214,4 +224,4 @@ class McpGate:
         await self.transport(scope, receive, send)
 
 
-__all__ = ["INSTRUCTIONS", "McpGate", "build_mcp"]
+__all__ = ["INSTRUCTIONS", "McpGate", "build_mcp", "transport_security"]

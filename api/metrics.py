@@ -10,7 +10,12 @@ shared by every process (workers write the ledger; the API only reads it):
 - ``lore_page_conflicts_total``: jobs whose last recorded error is a page conflict (a conflict the render
   flow retried successfully inline leaves no trace in the ledger, so this counts the ones that were not
   resolved that way); ``lore_sources{status}``, ``lore_claims{status}``, ``lore_contradictions_open``;
-- ``lore_model_breaker_state`` (0 closed, 1 half-open, 2 open).
+- ``lore_model_breaker_state`` (0 closed, 1 half-open, 2 open) as the API sees the model server;
+- the API process's own ``process_*``, ``python_gc_*`` and ``python_info``;
+- the model-call histograms and the breaker gauge the workers observe (:mod:`synth.metrics`):
+  ``lore_model_call_duration_seconds``, ``lore_model_call_tokens``, ``lore_worker_breaker_state``.
+  With a multiprocess folder (``LORE_METRICS_DIR``) they are summed over every process writing there;
+  without, they are this process's own (the API then sees the calls it made itself, if any).
 """
 
 from __future__ import annotations
@@ -18,8 +23,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
@@ -137,6 +151,31 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily(
             "lore_contradictions_open", "Open disputes between sources.", value=figures.open_disputes
         )
+
+
+MODEL_FAMILIES = ("lore_model_call_duration_seconds", "lore_model_call_tokens", "lore_worker_breaker_state")
+
+
+class _ProcessModelMetrics(Collector):
+    """This process's model-call metrics (from the default registry), when no multiprocess folder is used."""
+
+    def collect(self) -> Iterator[Metric]:
+        for family in REGISTRY.collect():
+            if family.name in MODEL_FAMILIES:
+                yield family
+
+
+def register_runtime_collectors(registry: CollectorRegistry, multiproc_dir: Path | None) -> None:
+    """Add the process, GC and platform collectors and the workers' model metrics to ``registry``."""
+    for collector in (PROCESS_COLLECTOR, GC_COLLECTOR, PLATFORM_COLLECTOR):
+        registry.register(collector)
+    if multiproc_dir is not None:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        multiproc_dir.mkdir(parents=True, exist_ok=True)
+        MultiProcessCollector(registry, path=str(multiproc_dir))
+    else:
+        registry.register(_ProcessModelMetrics())
 
 
 def breaker_from_health(model_health: Callable[[], str]) -> Callable[[], str]:

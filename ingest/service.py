@@ -238,7 +238,7 @@ def _intake(
         return _known(raced, name)
     status = "new_version" if previous is not None else "new"
     if failure:
-        log.info("failed %s (%s): %s", name, source_id[:12], failure)
+        log.info("failed %s (%s): %s", name, source_id[:12], failure, extra={"source_id": source_id})
         return IntakeResult(source_id, "failed", failure, [], name)
     job = enqueue_job(
         session,
@@ -247,7 +247,8 @@ def _intake(
         {"source_id": source_id, "previous_id": source.previous_id},
         source_id=source_id,
     )
-    log.info("%s %s (%s) -> job %s", status, name, source_id[:12], job.id)
+    log.info("%s %s (%s) -> job %s", status, name, source_id[:12], job.id,
+             extra={"source_id": source_id, "job_id": job.id})
     return IntakeResult(source_id, status, None, [job.id], name)
 
 

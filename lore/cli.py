@@ -25,10 +25,12 @@ model_app = typer.Typer(help="The embedded local model (GGUF served by llama.cpp
 bench_app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 eval_app = typer.Typer(help="Quality evaluations on the shared data sets.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
 app.add_typer(eval_app, name="eval")
 app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
 
 console = Console(stderr=True)
 
@@ -673,6 +675,92 @@ def lint(
         console.print(f"{report['errors']} error(s), {report['warnings']} warning(s)")
     if report["errors"]:
         raise typer.Exit(1)
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Argument(..., help="A unique name for the key (shown in logs, commit trailers, `keys list`)."),
+    scope: list[str] = typer.Option(
+        ..., "--scope", help="read, ingest, curate or admin (repeat for several; admin holds them all)."
+    ),
+) -> None:
+    """Create an API key; the secret is printed once, alone on the last line of stdout."""
+    from api.keys import KeyManagementError, create_key
+    from lore.wiring import Wiring
+    from lore.wiring import migrate as run_migrate
+    from store.db import unit_of_work
+
+    s = settings()
+    run_migrate(s)
+    wiring = Wiring(s)
+    try:
+        with unit_of_work(wiring.session_factory) as session:
+            secret = create_key(session, name, scope)
+    except (KeyManagementError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        wiring.close()
+    console.print(f"created key {name!r} ({', '.join(sorted(set(scope)))}); store it now, it is not shown again:")
+    sys.stdout.write(secret + "\n")
+
+
+@keys_app.command("list")
+def keys_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
+    """List keys: name, scopes, origin, created, last used, revoked (never a secret)."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from api.keys import list_keys
+    from lore.wiring import Wiring
+    from lore.wiring import migrate as run_migrate
+
+    s = settings()
+    run_migrate(s)
+    wiring = Wiring(s)
+    try:
+        with wiring.session_factory() as session:
+            keys = list_keys(session)
+    finally:
+        wiring.close()
+    if as_json:
+        emit_json([asdict(k) for k in keys])
+        return
+
+    def when(value: object) -> str:
+        return "-" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
+
+    table = Table("name", "scopes", "origin", "created", "last used", "revoked")
+    for k in keys:
+        table.add_row(k.name, " ".join(k.scopes), k.origin, when(k.created_at), when(k.last_used_at),
+                      when(k.revoked_at) if k.revoked else "no")
+    Console(width=160).print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str = typer.Argument(..., help="The key's name (see `lore keys list`).")) -> None:
+    """Revoke a key: every later request with it gets 401 (the row stays for the record)."""
+    from api.keys import NoSuchKey, revoke_key
+    from lore.wiring import Wiring
+    from lore.wiring import migrate as run_migrate
+    from store.db import unit_of_work
+
+    s = settings()
+    run_migrate(s)
+    wiring = Wiring(s)
+    try:
+        with unit_of_work(wiring.session_factory) as session:
+            now = revoke_key(session, name)
+    except NoSuchKey as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        wiring.close()
+    console.print(f"revoked key {name!r}" if now else f"key {name!r} was already revoked")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -173,6 +173,57 @@ class APISettings(BaseModel):
     )
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest upload, enforced while streaming.")
     uploads_per_minute: int = Field(60, ge=1, description="Upload rate limit per key (or per client address).")
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="`Host` header values `/mcp` accepts besides loopback (DNS-rebinding protection), as a "
+        'JSON list of `host` or `host:port` patterns, `host:*` for any port: `["lore.example.com:*"]`. '
+        '`["*"]` turns the check off (only behind a proxy that checks Host itself).',
+    )
+    proxy_headers: bool = Field(
+        False,
+        description="Trust `X-Forwarded-For`/`X-Forwarded-Proto` from the addresses in "
+        "`forwarded_allow_ips` (set it behind a reverse proxy).",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Proxy addresses (or CIDR ranges) whose forwarded headers are trusted; `[\"*\"]` trusts any.",
+    )
+    root_path: str = Field(
+        "", description="Path prefix the API is served under behind a proxy (e.g. `/lore`); empty at the root."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API cross-site (CORS), e.g. "
+        '`["https://portal.example.com"]`; empty: no CORS headers (same-origin only).',
+    )
+
+    @field_validator("mcp_allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            if pattern == "*":
+                continue
+            host, sep, port = pattern.rpartition(":") if not pattern.endswith("]") else (pattern, "", "")
+            if not sep:
+                host, port = pattern, ""
+            if not host or any(c in host for c in "/ *") or (sep and port != "*" and not port.isdigit()):
+                raise ValueError(f"{pattern!r} is not a `host`, `host:port` or `host:*` pattern")
+        return v
+
+    @field_validator("root_path")
+    @classmethod
+    def _root(cls, v: str) -> str:
+        if v and (not v.startswith("/") or v.endswith("/")):
+            raise ValueError("root_path starts with / and does not end with one, e.g. /lore")
+        return v
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for origin in v:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r}: a CORS origin is scheme://host[:port] (or *)")
+        return v
 
 
 class WorkerSettings(BaseModel):
@@ -208,6 +259,17 @@ class Settings(BaseSettings):
         "development", description="Deployment environment; `production` refuses unsafe defaults."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="Log lines of `lore serve|worker|beat|watch|up` on stderr: `json` (one object per line with "
+        "`request_id`, `job_id`, `source_id` where they apply) or `text` for reading by eye.",
+    )
+    metrics_dir: Path | None = Field(
+        None,
+        description="Folder for multiprocess Prometheus metrics shared by the API and worker processes of "
+        "one host (`PROMETHEUS_MULTIPROC_DIR`); `lore up` uses `<data_dir>/run/metrics`. Unset: each "
+        "process keeps its own.",
+    )
     paths: PathsSettings = Field(default_factory=PathsSettings)  # type: ignore[arg-type]
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
     git: GitSettings = Field(default_factory=GitSettings)  # type: ignore[arg-type]

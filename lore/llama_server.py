@@ -14,6 +14,7 @@ later starts do not hash 1 GB again unless the file changed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from lore.config import Settings
 from lore.embedded_model import MODEL_SHA256, ModelFileError, verify_model
 from lore.process import Child
 
@@ -62,6 +64,26 @@ def port_in_use(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+def embedded_server(settings: Settings, log_path: Path | None) -> LlamaServer:
+    """The embedded model server as the settings describe it: the one place Lore builds it
+    (``lore up`` and ``lore eval conflicts`` start it through here).
+
+    Args:
+        settings: ``LORE_LLM__LOCAL_*``, the model name and file.
+        log_path: where the server's output goes (keep it off stdout: commands print JSON there).
+    """
+    llm = settings.llm
+    return LlamaServer(
+        settings.local_model_file(),
+        alias=llm.model,
+        host=llm.local_host,
+        port=llm.local_port,
+        context_tokens=llm.local_context_tokens,
+        threads=llm.local_threads,
+        log_path=log_path,
+    )
 
 
 class LlamaServer:
@@ -129,6 +151,11 @@ class LlamaServer:
         """
         if not self.model_path.is_file():
             raise ModelServerError(f"model file not found: {self.model_path} (run `make setup`)")
+        if self.python == sys.executable and importlib.util.find_spec("llama_cpp") is None:
+            raise ModelServerError(
+                "the embedded model server is not installed: `pip install 'lore[local]'` (`make run` does), "
+                "or set LORE_LLM__BASE_URL to an OpenAI-compatible server"
+            )
         if port_in_use(self.host, self.port):
             raise ModelServerError(
                 f"{self.host}:{self.port} is already in use; set LORE_LLM__LOCAL_PORT to a free port, "

@@ -48,9 +48,31 @@ class RuntimeFailure(Exception):
     """``lore up`` could not start, or one of its children stopped unexpectedly."""
 
 
-def configure_logging(level: str) -> None:
-    """Plain timestamped log lines on stderr."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def configure_logging(settings: Settings) -> None:
+    """This process's log lines on stderr, JSON or text (:func:`lore.logs.configure_logging`)."""
+    from lore.logs import configure_logging as configure
+
+    configure(settings.log_level, settings.log_format)
+
+
+def use_metrics_dir(settings: Settings) -> None:
+    """Turn on multiprocess Prometheus metrics in this process when ``LORE_METRICS_DIR`` is set.
+
+    ``prometheus_client`` picks its storage when first imported, so this runs before anything imports it.
+    """
+    if settings.metrics_dir is None:
+        return
+    if "prometheus_client" in sys.modules:
+        log.warning("prometheus_client was imported before LORE_METRICS_DIR was applied; metrics stay per process")
+    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.metrics_dir.resolve())
+
+
+def reset_metrics_dir(path: Path) -> None:
+    """Empty a multiprocess metrics folder before the processes that write it start (stale pids' files)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.db"):
+        old.unlink()
 
 
 @contextlib.contextmanager
@@ -78,7 +100,8 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     """Serve the API, web UI and MCP with uvicorn (``lore serve``)."""
     import uvicorn
 
-    configure_logging(settings.log_level)
+    use_metrics_dir(settings)
+    configure_logging(settings)
     if run_migrations:
         migrate(settings)
     wiring = Wiring(settings)
@@ -88,7 +111,10 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
             host=host or settings.api.host,
             port=port or settings.api.port,
             log_level=settings.log_level.lower(),
-            proxy_headers=False,
+            proxy_headers=settings.api.proxy_headers,
+            forwarded_allow_ips=settings.api.forwarded_allow_ips,
+            root_path=settings.api.root_path,
+            log_config=None,  # keep lore.logs' handler: uvicorn's lines become JSON lines too
         )
     finally:
         wiring.close()
@@ -108,12 +134,25 @@ def worker(
         SystemExit: with Celery's exit status when the worker stopped on an error (for example an
             unrecoverable broker error), so a supervisor restarting on failure sees it.
     """
+    use_metrics_dir(settings)
+    configure_logging(settings)
     if run_migrations:
         migrate(settings)
     wiring = Wiring(settings)
     app = wiring.celery
     wiring.prepare_broker()
     install_worker_context(settings, app)
+    from celery import signals
+
+    # A receiver of setup_logging tells Celery to leave logging alone (lore.logs configured it).
+    signals.setup_logging.connect(lambda **_: None, weak=False)
+    if settings.metrics_dir is not None:
+        from prometheus_client import multiprocess
+
+        # A prefork child that exits takes its live gauges (the breaker state) with it.
+        signals.worker_process_shutdown.connect(
+            lambda pid=None, **_: multiprocess.mark_process_dead(pid or os.getpid()), weak=False
+        )
     if pool == "prefork":
         share_cpus(concurrency or settings.worker.concurrency)
         preload_libraries()
@@ -167,9 +206,13 @@ def beat(settings: Settings) -> None:
     """
     from workers.beat_scheduler import HeartbeatScheduler
 
+    configure_logging(settings)
     wiring = Wiring(settings)
     app = wiring.celery
     wiring.prepare_broker()
+    from celery import signals
+
+    signals.setup_logging.connect(lambda **_: None, weak=False)
     app.Beat(
         loglevel=settings.log_level,
         schedule=str(app.conf.beat_schedule_filename),
@@ -223,7 +266,7 @@ def describe_intake(path: Path, result: Any) -> str:
 
 def watch(settings: Settings, console: Console) -> None:
     """Watch the ingest folder until SIGINT/SIGTERM (``lore watch``)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     migrate(settings)
     wiring = Wiring(settings)
     watcher = make_watcher(wiring, lambda p, r: console.print(describe_intake(p, r), markup=False))
@@ -347,6 +390,9 @@ class Up:
     def _start(self) -> None:
         s = self.settings
         self._say(f"[bold]Lore[/bold] starting in {Path.cwd()}")
+        metrics_dir = s.metrics_dir or self.data_dir / "run" / "metrics"
+        reset_metrics_dir(metrics_dir)
+        os.environ["LORE_METRICS_DIR"] = str(metrics_dir.resolve())  # the children (API, workers) share it
         migrate(s)
         self._say(f"  database   {s.database_url}")
         wiring = self.wiring = Wiring(s)
@@ -401,7 +447,7 @@ class Up:
         self._say(f"  ingest     {describe_intake(path, result)}", markup=False)
 
     def _start_model(self) -> None:
-        from lore.llama_server import LlamaServer, verify_once
+        from lore.llama_server import embedded_server, verify_once
 
         s = self.settings
         if not uses_embedded_model(s):
@@ -411,15 +457,7 @@ class Up:
         path = s.local_model_file()
         if s.llm.local_model_path is None and verify_once(path, self.data_dir / "run" / "model-verified.json"):
             self._say(f"  model      verified sha256 of {path.name}")
-        self.model = LlamaServer(
-            path,
-            alias=s.llm.model,
-            host=s.llm.local_host,
-            port=s.llm.local_port,
-            context_tokens=s.llm.local_context_tokens,
-            threads=s.llm.local_threads,
-            log_path=self.logs / "model.log",
-        )
+        self.model = embedded_server(s, self.logs / "model.log")
         self._say(f"  model      starting {path.name} (llama.cpp) ...")
         self.model.start()
         self._say(f"  model      {s.llm.model} at {embedded_base_url(s)} (embedded llama.cpp)", markup=False)

@@ -113,6 +113,7 @@ def build_model_client(
     from store.retry_budget import LedgerRetryBudget
     from synth.budget import InMemoryRetryBudget
     from synth.client import Endpoint, ModelClient, Sampling, Timeouts
+    from synth.metrics import default_metrics
 
     llm = settings.llm
     endpoints = [
@@ -137,6 +138,7 @@ def build_model_client(
             else InMemoryRetryBudget(llm.retry_budget_ratio)
         ),
         recorder=recorder,
+        metrics=default_metrics(),
     )
 
 
@@ -452,6 +454,9 @@ class Wiring:
             rate_limit_storage=self.shared_state_url or "memory://",
             model_health=self.model_health,
             queue_ping=self.queue_ping,
+            mcp_allowed_hosts=list(s.api.mcp_allowed_hosts) or None,
+            cors_origins=list(s.api.cors_origins),
+            metrics_dir=s.metrics_dir,
         )
         return create_app(deps)
 

@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 300
 REFRESH_SCAN = 1000
+HELD_FILE = "lore-worktree-held"
 """Commits searched for the one the shared index is checked out at."""
 
 Answer = tuple[str | None, str | None, bytes | None]
@@ -228,33 +230,86 @@ class GitRepo:
                     return
 
     def _sync_worktree(self, git_dir: Path, ref: str) -> None:
-        """Move the files from the last synced commit to the tip of ``ref`` (caller holds the lock).
+        """Move the files from the last synced state to the tip of ``ref`` (caller holds the lock).
 
         Usually one ``read-tree -m -u <last synced> <tip>`` (a two-way merge, as ``git checkout``
-        does); the last synced commit is kept in ``<git dir>/lore-worktree-commit``. If git refuses
-        (a person committed, or touched files), the checked-out commit is taken to be the newest one
-        whose tree equals the shared index's tree and the merge is retried from there. If no commit
-        matches, a person has staged changes and nothing is touched; files a person changed without
-        staging are kept unless the tip changes them too, and then git refuses.
+        does); the last synced tree-ish is kept in ``<git dir>/lore-worktree-commit``. If git refuses
+        (a person committed, or touched files), the checked-out state is taken to be the last synced
+        one or the newest commit whose tree equals the shared index's tree. If none matches, a person
+        has staged changes and nothing is touched.
+
+        A file a person changed without committing is never overwritten: when the tip changes it too,
+        the merge goes to the tip's tree with that file left at the version the person started from,
+        every other file moves, and the file is listed in ``<git dir>/lore-worktree-held`` (one path a
+        line; :meth:`held_back` reads it, ``lore lint`` reports it). A later refresh tries it again.
         """
         synced_file = git_dir / "lore-worktree-commit"
+        tip_file = git_dir / "lore-worktree-tip"
         tip = self.run("rev-parse", "--verify", "-q", ref, check=False).stdout.decode().strip()
         synced = synced_file.read_text().strip() if synced_file.exists() else None
-        if not tip or tip == synced:
+        last_tip = tip_file.read_text().strip() if tip_file.exists() else synced
+        if not tip or tip == last_tip:
             return
         env = {"GIT_WORK_TREE": str(self.root)}
         if synced and self.run("read-tree", "-m", "-u", synced, tip, env=env, check=False).returncode == 0:
-            _record(synced_file, tip)
+            self._record_sync(git_dir, tip, tip, [])
             return
         self.run("update-index", "-q", "--refresh", env=env, check=False)
         index_tree = self.out("write-tree", env=env)
-        listing = self.out("log", f"-n{REFRESH_SCAN}", "--format=%H %T", tip).splitlines()
-        base = next((c for c, t in (line.split() for line in listing) if t == index_tree), None)
+        base: str | None = None
+        if synced and self.out("rev-parse", f"{synced}^{{tree}}", check=False) == index_tree:
+            base = synced
+        else:
+            listing = self.out("log", f"-n{REFRESH_SCAN}", "--format=%H %T", tip).splitlines()
+            base = next((c for c, t in (line.split() for line in listing) if t == index_tree), None)
         if base is None:
             raise StoreError("the shared index has staged changes; working tree left as it is")
-        if base != tip:
-            self.run("read-tree", "-m", "-u", base, tip, env=env)
-        _record(synced_file, tip)
+        edited = set(_paths(self.run("diff-files", "--name-only", "-z", env=env).stdout))
+        changed = set(_paths(self.run("diff-tree", "-r", "--name-only", "-z", base, tip).stdout))
+        held = sorted(edited & changed)
+        target = self._tree_holding(tip, base, held) if held else tip
+        if base != target:
+            self.run("read-tree", "-m", "-u", base, target, env=env)
+        self._record_sync(git_dir, target, tip, held)
+        if held:
+            log.warning("working tree: kept %d file(s) a person changed without committing: %s",
+                        len(held), ", ".join(held))  # fmt: skip
+
+    def _tree_holding(self, tip: str, base: str, held: list[str]) -> str:
+        """The tree of ``tip`` with each ``held`` path as it is in ``base`` (absent if it is absent there)."""
+        with tempfile.TemporaryDirectory(prefix="lore-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            self.run("read-tree", tip, env=env)
+            for path in held:
+                entry = self.out("ls-tree", "-z", base, "--", path).rstrip("\0")
+                if entry:
+                    mode, _kind, rest = entry.split(" ", 2)
+                    blob = rest.split("\t", 1)[0]
+                    self.run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}", env=env)
+                else:
+                    self.run("update-index", "--force-remove", "--", path, env=env)
+            return self.out("write-tree", env=env)
+
+    def _record_sync(self, git_dir: Path, treeish: str, tip: str, held: list[str]) -> None:
+        _record(git_dir / "lore-worktree-commit", treeish)
+        _record(git_dir / "lore-worktree-tip", tip)
+        held_file = git_dir / HELD_FILE
+        if held:
+            temp = held_file.with_suffix(".tmp")
+            temp.write_text("".join(p + "\n" for p in held))
+            temp.replace(held_file)
+        else:
+            held_file.unlink(missing_ok=True)
+
+    def held_back(self) -> list[str]:
+        """Files the last working-tree refresh left alone because a person changed them (see above)."""
+        location = self.locate()
+        if location is None:
+            return []
+        held_file = location[0] / HELD_FILE
+        if not held_file.exists():
+            return []
+        return [line for line in held_file.read_text().splitlines() if line]
 
     # --- stale locks ----------------------------------------------------------------------------
 
@@ -296,6 +351,10 @@ class GitRepo:
             log.warning("removed stale git lock %s", path)
             removed.append(path)
         return removed
+
+
+def _paths(output: bytes) -> list[str]:
+    return [p for p in output.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
 def _record(path: Path, commit: str) -> None:

@@ -558,6 +558,10 @@ class GitStore:
                 log.warning("working tree of %s not refreshed: %s", self.root, exc)
                 return
 
+    def held_back(self) -> builtins.list[str]:
+        """Files the working-tree refresh keeps as a person left them (uncommitted edits the tip changes)."""
+        return self._repo.held_back()
+
     def recover_stale_locks(self) -> builtins.list[Path]:
         """Remove lock files left behind by git processes that were killed.
 

@@ -310,7 +310,11 @@ class IndexState(Base):
 
 
 class ApiKey(Base):
-    """An API key, stored as a hash; ``scopes`` is a space-separated subset of read, ingest, admin."""
+    """An API key, stored as a hash; ``scopes`` is a space-separated subset of read, ingest, curate, admin.
+
+    ``origin`` is ``config`` for a bootstrap key (``LORE_API__API_KEYS``: revoked at start-up once it
+    leaves the configuration) and ``cli`` for one made by ``lore keys create``.
+    """
 
     __tablename__ = "api_keys"
 
@@ -320,3 +324,6 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(String(100))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    origin: Mapped[str] = mapped_column(String(10), default="cli", server_default="config")
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ValidationError
 from synth.breaker import CircuitBreaker
 from synth.budget import InMemoryRetryBudget, RetryBudget
 from synth.errors import ContextOverflow, InvalidAnswer, ModelUnavailable, OutputTruncated, RequestRejected
+from synth.metrics import ModelMetrics
 from synth.wire import (
     Endpoint,
     Sampling,
@@ -156,6 +157,7 @@ class ModelClient:
         thinking: ask reasoning models to think (``chat_template_kwargs.enable_thinking``).
         retry_budget: shared budget; default an in-memory one with ratio 0.2.
         recorder: receives one ``CallRecord`` per attempt; its failures are logged, never raised.
+        metrics: observes each attempt's latency and tokens and the breakers' states (``synth.metrics``).
         tokenizer: optional exact token counter for the context check.
         http_client: an ``httpx.Client`` to use (not closed by ``close``).
         transport: an ``httpx`` transport for the client built here (tests capture requests with it).
@@ -178,6 +180,7 @@ class ModelClient:
         thinking: bool = False,
         retry_budget: RetryBudget | None = None,
         recorder: Callable[[CallRecord], None] | None = None,
+        metrics: ModelMetrics | None = None,
         tokenizer: Callable[[str], int] | None = None,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -202,6 +205,7 @@ class ModelClient:
         )
         self.budget: RetryBudget = retry_budget if retry_budget is not None else InMemoryRetryBudget(0.2)
         self._recorder = recorder
+        self._metrics = metrics
         self._tokenizer = tokenizer
         self._clock = clock
         self._sleep = sleep
@@ -399,10 +403,22 @@ class ModelClient:
         *,
         error: str | None = None,
     ) -> None:
-        if self._recorder is None:
-            return
         u = usage or Usage()
         latency = 0.0 if started is None else (self._clock() - started) * 1000.0
+        log.info(
+            "model call %s attempt %s: %s in %.0f ms (%d prompt + %d completion tokens)",
+            call.stage, attempt, outcome, latency, u.prompt_tokens, u.completion_tokens,
+            extra={"stage": call.stage, "outcome": outcome, "latency_ms": round(latency, 1)},
+        )  # fmt: skip
+        if self._metrics is not None:
+            try:
+                self._metrics.observe(call.stage, outcome, latency / 1000.0, u.prompt_tokens, u.completion_tokens)
+                for ep, breaker in zip(self.endpoints, self.breakers, strict=True):
+                    self._metrics.breaker_state(ep.base_url, breaker.state)
+            except Exception:  # metrics must never break the call itself
+                log.exception("model call metrics failed")
+        if self._recorder is None:
+            return
         record = CallRecord(
             stage=call.stage, model=endpoint.model, endpoint=endpoint.base_url, attempt=attempt,
             outcome=outcome, latency_ms=round(latency, 3), prompt_tokens=u.prompt_tokens,

@@ -136,6 +136,12 @@ def lint_wiki(
     findings += lint_disputes(open_disputes(session), now=now or datetime.now(UTC), max_age_days=dispute_days)
     findings += lint_freshness(pages, ledger_pages(session, heads))
     findings += catalog_findings(session, heads, pages, now)
+    findings += [
+        Finding("warning", "worktree-held", path,
+                "changed in the working tree and not committed; the refresh keeps your version, so the "
+                "folder shows an older page than HEAD: commit it (or `git checkout -- FILE` to drop it)")
+        for path in store.held_back()
+    ]  # fmt: skip
     return sorted(set(findings))
 
 

@@ -23,6 +23,7 @@ import traceback
 
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
+from structlog.contextvars import bound_contextvars
 
 from store.errors import StoreError
 from store.faults import fault_scope
@@ -60,6 +61,17 @@ def run_job(deps: SynthDeps, job_id: int) -> str:
         if job is None:
             return "skipped"
         session.expunge(job)
+    source_id = job.source_id or (job.payload or {}).get("source_id")
+    # Every log line of this job carries its ids (lore.logs); render and catalog jobs serve many
+    # sources, so only jobs of one source carry a source_id.
+    with bound_contextvars(job_id=job.id, job_kind=job.kind, source_id=source_id):
+        log.info("job %s (%s) started, attempt %s", job.id, job.kind, job.attempts)
+        outcome = _run_claimed(deps, job)
+        log.info("job %s (%s) %s", job.id, job.kind, outcome)
+        return outcome
+
+
+def _run_claimed(deps: SynthDeps, job: Job) -> str:
     try:
         with fault_scope(job.kind):  # crash tests can aim a crash point at one kind of job
             follow_ups = flow_for(job.kind).run(deps, job)

@@ -68,7 +68,7 @@ class DisputeView:
 
 
 def _meta(title: str, kind: str, updated: str) -> dict[str, object]:
-    return {"title": title, "type": "catalog", "updated": updated, "lore": {"catalog": kind}}
+    return {"title": title, "type": "catalog", "updated": updated, "tags": ["catalog"], "lore_catalog": kind}
 
 
 def _type_heading(kind: str) -> str:
@@ -168,7 +168,7 @@ def render_contradictions(disputes: Sequence[DisputeView], previous: str | None,
         for dispute in sorted(by_entity[(title, target)], key=key):
             reason = f": {escape_inline(dispute.reason)}" if dispute.reason.strip() else ""
             opened = f" (since {escape_inline(dispute.opened)})" if dispute.opened.strip() else ""
-            lines += ["", f"> **Sources disagree**{reason}{opened}", ">"]
+            lines += ["", f"> [!warning] Sources disagree{reason}{opened}"]
             for claim in sorted((dispute.claim_a, dispute.claim_b), key=lambda c: c.id):
                 lines.append(_side(claim))
     content = "\n".join(lines) + "\n"

@@ -137,6 +137,12 @@ def _facts(claims: Sequence[ClaimView]) -> str:
     return _section("Facts", [f"- {escape_inline(c.text)}{_validity(c)} {_cite(c)}" for c in _by_text(claims)])
 
 
+def type_tag(entity_type: str) -> str:
+    """The Obsidian tag of an entity type: lower case, no spaces (``Systems`` -> ``systems``)."""
+    tag = "-".join(entity_type.strip().lower().split())
+    return "".join(c for c in tag if c.isalnum() or c in "-_/") or "entity"
+
+
 def _conflicts(conflicts: Sequence[ConflictView]) -> str:
     def key(conflict: ConflictView) -> tuple[str, str, str]:
         a, b = sorted((conflict.claim_a.id, conflict.claim_b.id))
@@ -145,7 +151,8 @@ def _conflicts(conflicts: Sequence[ConflictView]) -> str:
     blocks: list[str] = []
     for conflict in sorted(conflicts, key=key):
         reason = escape_inline(conflict.reason)
-        lines = [f"> **Sources disagree**{': ' + reason if reason else ''}", ">"]
+        # An Obsidian callout; elsewhere it reads as a quote starting with "[!warning]".
+        lines = [f"> [!warning] Sources disagree{': ' + reason if reason else ''}"]
         for claim in sorted((conflict.claim_a, conflict.claim_b), key=lambda c: c.id):
             quote = f': "{escape_inline(claim.quote)}"' if claim.quote.strip() else ""
             lines.append(f"> - {escape_inline(claim.text)}{quote} {_cite(claim)}")
@@ -210,7 +217,9 @@ def render_entity_page(view: EntityView, previous: str | None, updated: str) -> 
         "aliases": sorted(set(view.aliases)),
         "sources": sorted({c.source_id for c in cited}),
         "updated": updated,
-        "lore": {"entity": view.entity_id, "revision": view.revision},
+        "tags": [type_tag(view.type)],
+        "lore_entity": view.entity_id,
+        "lore_revision": view.revision,
     }
     regions = [
         ("summary", _heading(view.name, view.summary)),
@@ -245,7 +254,9 @@ def render_source_page(view: SourceView, previous: str | None, updated: str) -> 
         "sources": [view.source_id],
         "updated": updated,
         **view.extra_meta,
-        "lore": {"source": view.source_id, "status": view.status},
+        "tags": ["source"],
+        "lore_source": view.source_id,
+        "lore_status": view.status,
     }
     regions = [
         ("summary", _heading(view.title, view.summary, origin, status)),

@@ -47,7 +47,7 @@ from wiki.markdown import (
     extract_wikilinks,
     text_units,
 )
-from wiki.page import PageDoc, Region, Text, parse_page
+from wiki.page import PageDoc, Region, Text, lore_property, parse_page
 
 __all__ = ["Finding", "LedgerPage", "OpenDispute", "lint_catalog", "lint_disputes", "lint_freshness", "lint_pages"]
 
@@ -76,13 +76,11 @@ class _Page:
 
 
 def _kind(path: str, meta: Mapping[Any, Any]) -> str:
-    raw = meta.get("lore")
-    lore: dict[Any, Any] = raw if isinstance(raw, dict) else {}
     if path in _CATALOG_PATHS or meta.get("type") == "catalog":
         return "catalog"
-    if "entity" in lore:
+    if lore_property(meta, "entity") is not None:
         return "entity"
-    if meta.get("type") == "source" or "source" in lore:
+    if meta.get("type") == "source" or lore_property(meta, "source") is not None:
         return "source"
     return "other"
 
@@ -307,8 +305,7 @@ def _differences(text: str | None, want: LedgerPage) -> list[str]:
         problems.append(f"{len(missing)} ledger claim(s) not on the page ({_some(missing)})")
     if extra := cited - want.claim_ids:
         problems.append(f"{len(extra)} claim(s) the ledger no longer shows here ({_some(extra)})")
-    raw = doc.meta.get("lore")
-    revision = raw.get("revision") if isinstance(raw, dict) else None
+    revision = lore_property(doc.meta, "revision")
     if not isinstance(revision, int) or revision != want.revision:
         problems.append(f"rendered from revision {revision}, the ledger is at {want.revision}")
     return problems

@@ -45,8 +45,14 @@ def _fresh_parts(regions: Sequence[Region]) -> list[Text | Region]:
 
 
 def _merged_meta(old: PageDoc, meta: Mapping[str, Any]) -> dict[Any, Any]:
-    merged = dict(old.meta)  # keys a person added (tags, cssclasses ...) survive in their place
+    merged = dict(old.meta)  # keys a person added (cssclasses, their own tags ...) survive in their place
+    if "lore" in merged and isinstance(merged["lore"], dict):
+        del merged["lore"]  # the nested form of the machine's properties, replaced by flat lore_* keys
     merged.update(meta)
+    if "tags" in meta:
+        theirs = old.meta.get("tags")
+        kept = [theirs] if isinstance(theirs, str) else theirs if isinstance(theirs, list) else []
+        merged["tags"] = list(dict.fromkeys([*meta["tags"], *(str(t) for t in kept if t is not None)]))
     return merged
 
 

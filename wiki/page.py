@@ -5,7 +5,9 @@ A page reads::
     ---
     title: Kubernetes
     type: systems
-    lore: {entity: 42, revision: 7}
+    tags: [systems]
+    lore_entity: 42
+    lore_revision: 7
     ---
     <!-- lore:summary h=1a2b3c4d -->
     # Kubernetes
@@ -31,7 +33,18 @@ import yaml
 from wiki.errors import PageError
 from wiki.markers import CLOSE_RE, NAME_RE, OPEN_RE, close_marker, content_hash, is_marker_line, open_marker
 
-__all__ = ["PageDoc", "Problem", "Region", "Text", "parse_page", "render_page", "split_lines"]
+__all__ = ["PageDoc", "Problem", "Region", "Text", "lore_property", "parse_page", "render_page", "split_lines"]
+
+
+def lore_property(meta: Any, name: str) -> Any:
+    """A machine property of a page's front matter: flat ``lore_<name>``, or the older nested
+    ``lore: {<name>: ...}`` of pages written before the flat form; None when absent."""
+    if not isinstance(meta, dict):
+        return None
+    if f"lore_{name}" in meta:
+        return meta[f"lore_{name}"]
+    nested = meta.get("lore")
+    return nested.get(name) if isinstance(nested, dict) else None
 
 
 @dataclass

@@ -18,11 +18,14 @@ from tests.api.wiki_builder import WikiFixture
 TOOLS = {"query", "get_page", "list_pages", "page_history", "contradictions", "source_status", "ingest"}
 
 
-def _client(port: int, key: str | None = None) -> Client:
+def _client(port: int, key: str | None = None, host: str | None = None) -> Client:
     url = f"http://127.0.0.1:{port}/mcp"
-    if key is None:
+    if key is None and host is None:
         return Client(url)
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if host:
+        headers["Host"] = host  # as an agent on another host reaching Lore by its public name would send
+    http = httpx2.AsyncClient(headers=headers, timeout=30)
     return Client(streamable_http_client(url, http_client=http))
 
 
@@ -117,3 +120,33 @@ def test_mcp_needs_a_key_when_reads_are_closed(fresh_wiki: WikiFixture) -> None:
         raw = httpx2.post(f"http://127.0.0.1:{port}/mcp", json={}, headers={"Accept": "application/json"})
         assert raw.status_code == 401
         assert raw.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_mcp_beyond_loopback_with_configured_hosts(fresh_wiki: WikiFixture) -> None:
+    app = create_app(deps_for(fresh_wiki, open_reads=False, mcp_allowed_hosts=["lore.example.com:*", "mcp.internal"]))
+
+    async def scenario(port: int, host: str) -> None:
+        async with _client(port, READ_KEY, host=host) as client:
+            assert {t.name for t in (await client.list_tools()).tools} == TOOLS
+            page = await client.call_tool("get_page", {"page": "Kubernetes"})
+            assert not page.is_error
+            assert "# Kubernetes" in _text(page)
+
+    with serve(app) as port:
+        anyio.run(scenario, port, "lore.example.com:8443")
+        anyio.run(scenario, port, "mcp.internal")
+        for host in ("evil.example.com", "mcp.internal:8000", f"lore.example.com.evil.net:{port}"):
+            raw = httpx2.post(
+                f"http://127.0.0.1:{port}/mcp", json={},
+                headers={"Accept": "application/json, text/event-stream", "Host": host,
+                         "Authorization": f"Bearer {READ_KEY}"},
+            )  # fmt: skip
+            assert raw.status_code == 421, host
+
+    loopback_only = create_app(deps_for(fresh_wiki, mcp_allowed_hosts=None))
+    with serve(loopback_only) as port:
+        raw = httpx2.post(
+            f"http://127.0.0.1:{port}/mcp", json={},
+            headers={"Accept": "application/json, text/event-stream", "Host": "lore.example.com"},
+        )  # fmt: skip
+        assert raw.status_code == 421

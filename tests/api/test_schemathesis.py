@@ -17,13 +17,26 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from api.app import create_app
 from tests.api.conftest import ADMIN_KEY, deps_for, serve
 from tests.api.wiki_builder import build_wiki
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
@@ -42,7 +55,7 @@ def test_no_server_errors(tmp_path: Path, mode: GenerationMode) -> None:
             @given(case=operation.as_strategy(mode))
             @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
             def check(case: Any) -> None:
-                case.call_and_validate(base_url=base, headers=AUTH, checks=[not_a_server_error])
+                case.call_and_validate(base_url=base, headers=AUTH, checks=CHECKS)
 
             try:
                 check()

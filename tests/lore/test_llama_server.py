@@ -116,3 +116,23 @@ def test_real_model_answers_a_schema_bound_chat_completion(tmp_path):
     assert not server.running()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_missing_local_extra_is_named(tmp_path, monkeypatch):
+    import importlib.util
+
+    from lore.config import load_settings
+    from lore.llama_server import embedded_server
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    for key in [k for k in os.environ if k.startswith("LORE_")]:
+        monkeypatch.delenv(key)
+    settings = load_settings(llm={"local_model_path": gguf, "local_port": free_port(), "model": "m"})
+    server = embedded_server(settings, tmp_path / "model.log")
+    assert (server.model_path, server.alias, server.port) == (gguf, "m", settings.llm.local_port)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    with pytest.raises(ModelServerError, match=r"lore\[local\]"):
+        server.start(timeout_s=5)
+    assert server.child is None  # nothing was started

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from lore.config import load_settings
+from lore.config import ConfigError, load_settings
 from lore.wiring import Wiring, embedded_base_url, make_recorder, migrate, model_urls, uses_embedded_model
 from store.models import ModelCall
 from synth.client import CallRecord
@@ -70,3 +70,49 @@ def test_api_app_is_wired_and_serves(settings):
         assert client.get("/health/live").status_code == 200
         assert client.get("/pages").status_code == 200
     wiring.close()
+
+
+INIT = {
+    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}  # fmt: skip
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def test_api_settings_reach_the_app(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("LORE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("LORE_API__MCP_ALLOWED_HOSTS", '["lore.example.com:*", "10.1.2.3"]')
+    monkeypatch.setenv("LORE_API__CORS_ORIGINS", '["https://portal.example.com"]')
+    s = load_settings(paths={"data_dir": tmp_path / "data", "ingest_dir": tmp_path / "inbox"})
+    migrate(s)
+    wiring = Wiring(s)
+    with TestClient(wiring.api_app()) as client:
+        for host in ("lore.example.com:8443", "10.1.2.3", "127.0.0.1:8000"):
+            ok = client.post("/mcp", json=INIT, headers={**MCP_HEADERS, "Host": host})
+            assert ok.status_code == 200, (host, ok.text)
+        for host in ("evil.example.com", "10.1.2.3:8000", "lore.example.com.evil.net"):
+            assert client.post("/mcp", json=INIT, headers={**MCP_HEADERS, "Host": host}).status_code == 421, host
+        preflight = client.options(
+            "/pages",
+            headers={"Origin": "https://portal.example.com", "Access-Control-Request-Method": "GET"},
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://portal.example.com"
+        other = client.get("/pages", headers={"Origin": "https://elsewhere.example.com"})
+        assert "access-control-allow-origin" not in other.headers
+    wiring.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LORE_API__MCP_ALLOWED_HOSTS", '["http://lore.example.com"]'),
+        ("LORE_API__MCP_ALLOWED_HOSTS", '["lore.example.com:http"]'),
+        ("LORE_API__ROOT_PATH", "lore/"),
+        ("LORE_API__CORS_ORIGINS", '["portal.example.com"]'),
+    ],
+)
+def test_bad_api_settings_are_refused(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        load_settings()

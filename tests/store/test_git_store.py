@@ -390,18 +390,43 @@ def test_working_tree_follows_head_and_keeps_local_edits(
     store.write({PAGE: b"v2\n"}, {}, "machine")
     assert (store.root / PAGE).read_bytes() == b"v2\n"
     assert (store.root / "wiki/b.md").read_bytes() == b"person's edit\n"
-    with caplog.at_level(logging.WARNING, logger="store.git_store"):
-        result = store.write({"wiki/b.md": b"b2\n"}, {}, "machine touches the edited file")
+    assert store.held_back() == []
+    with caplog.at_level(logging.WARNING):
+        result = store.write(
+            {"wiki/b.md": b"b2\n", PAGE: b"v2.1\n", "wiki/c.md": b"c1\n"}, {}, "machine touches the edited file"
+        )
     assert result.changed
-    assert "not refreshed" in caplog.text
+    assert "not refreshed" not in caplog.text
+    assert "kept 1 file(s)" in caplog.text
+    assert (store.root / "wiki/b.md").read_bytes() == b"person's edit\n"  # the person's edit is kept
+    assert (store.root / PAGE).read_bytes() == b"v2.1\n"  # and blocks nothing else
+    assert (store.root / "wiki/c.md").read_bytes() == b"c1\n"
+    assert store.held_back() == ["wiki/b.md"]
+    # only that file differs: the index holds the version the person started from, HEAD the machine's
+    assert git(store.root, "status", "--porcelain") == "MM wiki/b.md\n"
+    store.write({"wiki/d.md": b"d1\n", "wiki/b.md": b"b3\n"}, {}, "another write")
+    assert (store.root / "wiki/d.md").read_bytes() == b"d1\n"
     assert (store.root / "wiki/b.md").read_bytes() == b"person's edit\n"
+    assert store.held_back() == ["wiki/b.md"]
     # The person commits their edit with porcelain; the next write brings the tree up to date again.
     git(store.root, "commit", "-q", "-am", "person edit")
     assert store.read("wiki/b.md").content == b"person's edit\n"
     store.write({PAGE: b"v3\n"}, {}, "machine after person")
     assert (store.root / PAGE).read_bytes() == b"v3\n"
     assert git(store.root, "status", "--porcelain") == ""
+    assert store.held_back() == []
     assert git(store.root, "rev-list", "--min-parents=2", "--count", "main").strip() == "0"
+
+    # An edit the tip does not touch, then one it does, then the person drops theirs: the file catches up.
+    (store.root / PAGE).write_bytes(b"scribble\n")
+    store.write({PAGE: b"v4\n"}, {}, "machine over a scribble")
+    assert (store.root / PAGE).read_bytes() == b"scribble\n"
+    assert store.held_back() == [PAGE]
+    git(store.root, "checkout", "--", PAGE)
+    store.write({"wiki/e.md": b"e1\n"}, {}, "next write")
+    assert (store.root / PAGE).read_bytes() == b"v4\n"
+    assert store.held_back() == []
+    assert git(store.root, "status", "--porcelain") == ""
 
 
 def test_gives_up_after_max_rebases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

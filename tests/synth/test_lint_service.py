@@ -147,3 +147,20 @@ def test_the_catalog_drifts_when_the_ledger_moves_and_catches_up_after_the_catal
     assert all(f.detail.endswith("; catalog job queued") for f in of(lint(built), "catalog-drift"))
     built.run()
     assert of(lint(built), "catalog-drift") == []
+
+
+def test_a_persons_uncommitted_edit_is_kept_and_reported(built: Wiki) -> None:
+    store = built.deps.store
+    _, path, _ = busiest_entity(built)
+    mine = b"# My own notes, not committed yet\n"
+    (store.root / path).write_bytes(mine)
+    assert of(lint(built), "worktree-held") == []  # the tip has not touched it yet
+    page = store.read(path).content
+    assert page is not None
+    other = "wiki/people/someone-new.md"
+    store.write({path: page + b"\nA machine line.\n", other: b"# Someone new\n"}, {}, "a machine write")
+    assert (store.root / path).read_bytes() == mine
+    assert (store.root / other).read_bytes() == b"# Someone new\n"  # the edit blocks no other file
+    held = of(lint(built), "worktree-held")
+    assert [(f.severity, f.path) for f in held] == [("warning", path)]
+    assert "not committed" in held[0].detail

@@ -106,7 +106,7 @@ def test_moj_adrs_supersession_with_the_real_model(tmp_path, llama, shared_data,
                     if {by_id[x.claim_a].source_id, by_id[x.claim_b].source_id} == pair
                     if x.claim_a in by_id and x.claim_b in by_id]
         assert crossing == [], (earlier, later, [x.reason for x in crossing])
-        for block in contradictions_md.split("**Sources disagree**")[1:]:
+        for block in contradictions_md.split("[!warning] Sources disagree")[1:]:
             cited = {k for k, src in sources.items() if f"sources/{src.slug}" in block}
             assert {earlier, later} - cited, (earlier, later, block)
 

@@ -75,6 +75,6 @@ def test_contradictions_show_both_claims_with_sources() -> None:
     assert body.index("## [[wiki/systems/aws.md|AWS]]") < body.index("## [[wiki/systems/kubernetes.md|Kubernetes]]")
     assert '> - Has 3 nodes: "three nodes" ([[wiki/sources/pm.md|PM]])' in body
     assert '> - Has 5 nodes: "five nodes" ([[wiki/sources/cap.md|Cap]])' in body
-    assert "> **Sources disagree**: node count (since 2024-05-01)" in body
+    assert "> [!warning] Sources disagree: node count (since 2024-05-01)" in body
     assert "Team X" not in {x.target for x in extract_wikilinks(text)}
     assert render_contradictions(list(reversed(disputes)), None, "2024-05-02").text == text

@@ -15,7 +15,7 @@ from wiki.entity_page import (
     render_source_page,
 )
 from wiki.markdown import extract_footnote_defs, extract_footnote_refs, extract_wikilinks, to_html
-from wiki.page import parse_page
+from wiki.page import lore_property, parse_page
 
 PM = ("s-pm", "Postmortem 2021", "wiki/sources/postmortem-2021.md")
 UP = ("s-up", "Upgrade notes", "wiki/sources/upgrade-notes.md")
@@ -62,7 +62,9 @@ def test_fresh_page_has_front_matter_regions_and_keyed_footnotes() -> None:
         "aliases": ["k8s", "kube"],
         "sources": ["s-cap", "s-pm", "s-up"],
         "updated": "2024-05-01",
-        "lore": {"entity": 42, "revision": 7},
+        "tags": ["systems"],
+        "lore_entity": 42,
+        "lore_revision": 7,
     }
     assert [r.name for r in doc.regions] == ["summary", "facts", "conflicts", "history", "related", "sources"]
     assert doc.region("summary").content.startswith("# Kubernetes\n")
@@ -72,6 +74,7 @@ def test_fresh_page_has_front_matter_regions_and_keyed_footnotes() -> None:
     conflicts = doc.region("conflicts").content
     assert "## Conflicting sources" in conflicts
     assert "node count differs" in conflicts
+    assert "> [!warning] Sources disagree: node count differs\n> - Has 3 nodes" in conflicts  # an Obsidian callout
     assert '> - Has 3 nodes: "quote of d1dddd" [^d1dddd]' in conflicts
     assert '> - Has 5 nodes: "quote of d2eeee" [^d2eeee]' in conflicts
     history = doc.region("history").content
@@ -131,7 +134,7 @@ def test_human_text_survives_three_renders_verbatim_and_in_place() -> None:
         assert body.startswith(top)
         assert body.endswith(end)
         assert body.index("<!-- /lore:facts -->") < body.index(middle.strip()) < body.index("<!-- lore:conflicts")
-        assert doc.meta["lore"]["revision"] == v.revision
+        assert doc.meta["lore_revision"] == v.revision
         text = out.text
 
 
@@ -218,7 +221,8 @@ def test_source_page_lists_entities_and_claims() -> None:
     out = render_source_page(sv, None, "2024-05-01")
     doc = parse_page(out.text)
     assert doc.meta["type"] == "source"
-    assert doc.meta["lore"] == {"source": "s-pm", "status": "done"}
+    assert (doc.meta["lore_source"], doc.meta["lore_status"], doc.meta["tags"]) == ("s-pm", "done", ["source"])
+    assert "lore" not in doc.meta
     assert [r.name for r in doc.regions] == ["summary", "entities", "claims", "sources"]
     assert "*Origin:* postmortems/2021-03-01.md" in doc.region("summary").content
     targets = sorted(link.target for link in extract_wikilinks(out.text))
@@ -246,3 +250,29 @@ def test_pages_written_by_hand_get_the_regions_appended(previous: str) -> None:
     ]  # fmt: skip
     assert doc.human_text().startswith(previous.split("<!--")[0])
     assert out.text == render_entity_page(view(), out.text, "2024-05-01").text
+
+
+def test_a_page_in_the_nested_form_gets_flat_properties_and_keeps_a_persons_tags() -> None:
+    old = (
+        "---\ntitle: Kubernetes\ntype: systems\ntags: [infra, on-call]\ncssclasses: [wide]\n"
+        "lore: {entity: 42, revision: 6}\n---\nA note by a person.\n"
+    )
+    assert lore_property(parse_page(old).meta, "revision") == 6  # readers take the old form too
+    doc = parse_page(render_entity_page(view(), old, "2024-05-01").text)
+    assert "lore" not in doc.meta
+    assert (doc.meta["lore_entity"], doc.meta["lore_revision"]) == (42, 7)
+    assert lore_property(doc.meta, "revision") == 7
+    assert doc.meta["tags"] == ["systems", "infra", "on-call"]
+    assert doc.meta["cssclasses"] == ["wide"]
+    assert "A note by a person." in doc.human_text()
+    again = parse_page(render_entity_page(view(), render_entity_page(view(), old, "2024-05-01").text, "x").text)
+    assert again.meta["tags"] == ["systems", "infra", "on-call"]  # stable, no duplicates
+    assert all(not isinstance(v, dict) for v in doc.meta.values())  # flat: Obsidian's Properties view
+
+
+def test_type_tag_is_an_obsidian_tag() -> None:
+    from wiki.entity_page import type_tag
+
+    assert type_tag("Systems") == "systems"
+    assert type_tag("on call teams") == "on-call-teams"
+    assert type_tag("#!?") == "entity"

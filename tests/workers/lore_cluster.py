@@ -243,7 +243,7 @@ def check_consistent(cluster: LoreCluster, source_ids: list[str]) -> None:
         content = at_head[path].content
         assert content is not None
         meta = parse_page(content.decode()).meta
-        assert meta["lore"]["revision"] == revision
+        assert meta["lore_revision"] == revision
         # The commit that last wrote the page names exactly the sources of the claims it shows.
         last = c.git("log", "-1", "--format=%H", "--", path).strip()
         trailers = next(t for commit, _, t in commits if commit == last)
