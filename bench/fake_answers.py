@@ -456,7 +456,8 @@ def judge(data: str, *, obedient: bool = False) -> dict[str, Any]:
     Equal answers are the same answer; two dated answers at different dates, or a question about a cast or
     members, can both be true; sources whose titles carry different qualifiers (``X (Tucson)`` and
     ``X (Florida)``) are about different things; a side whose document is named by the other's status line
-    replaces it; anything else is a conflict.
+    replaces it; two free-text statements conflict only when they differ in one word (a planted change),
+    else they are read as two facts that both hold; anything else is a conflict.
     """
     out = []
     for number, question, a, b in _pairs(data):
@@ -466,6 +467,10 @@ def judge(data: str, *, obedient: bool = False) -> dict[str, Any]:
         same_answer = va == vb or (bool(_digits(va)) and _digits(va) == _digits(vb))
         both_true = (bool(a.get("as_of")) and bool(b.get("as_of")) and a.get("as_of") != b.get("as_of")) or bool(
             re.search(r"\b(?:cast|members?|features?)\b", question, re.I))
+        if question.startswith("Do these statements"):  # free-text claims: only a one-word change conflicts
+            wa, wb = _norm(a.get("answer", "")).split(), _norm(b.get("answer", "")).split()
+            changed = sum(x != y for x, y in zip(wa, wb, strict=False)) if len(wa) == len(wb) else 99
+            both_true = both_true or changed != 1
         replaces = None
         if _names_title(str(a.get("source_status", "")), str(b.get("source", ""))):
             replaces = "B"
