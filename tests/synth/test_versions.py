@@ -102,8 +102,8 @@ def _check_only_current(wiki, current_id: str, says: str) -> None:
     source_pages = [p for p in pages if p.startswith("wiki/sources/")]
     assert source_pages == [f"wiki/sources/{src.slug}.md"]  # replaced versions' pages are gone
     meta = parse_page(pages[source_pages[0]]).meta
-    assert meta["lore"]["status"] == "done"
-    assert meta["lore"]["source"] == current_id
+    assert meta["lore_status"] == "done"
+    assert meta["lore_source"] == current_id
 
 
 def test_a_history_with_a_failed_version_reverts_and_a_rename_leaves_only_the_newest_version(wiki, tmp_path):
