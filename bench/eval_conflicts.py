@@ -45,6 +45,7 @@ from store.migrate import upgrade
 from store.models import Alias, Claim, Contradiction, Entity, ModelCall, Source
 from synth import judge_flow, slots
 from synth.deps import SynthDeps
+from synth.errors import InvalidAnswer, OutputTruncated
 from synth.grounding import normalise
 from synth.prompts import judge as judge_prompt
 from synth.runner import drain
@@ -456,9 +457,8 @@ def run_judge_only(path: Path, client: Any, *, sample_n: int = 100, seed: int = 
             done = client.complete("judge", judge_prompt.build_messages(ctx), judge_prompt.PairJudgement,
                                    validation_context=judge_prompt.validation_context(ctx))
             answers = {a.pair: a for a in done.value.pairs}
-        except Exception as exc:  # an invalid answer counts as no answer for its pairs
-            if type(exc).__name__ not in ("InvalidAnswer", "OutputTruncated"):
-                raise
+        except (InvalidAnswer, OutputTruncated):  # an invalid answer counts as no answer for its pairs
+            pass
         for n, (gp, a, b) in enumerate(group, start=1):
             ans = answers.get(n)
             if ans is None:
