@@ -232,6 +232,9 @@ class FakeModel:
             content = json.dumps({"answer": "This document is about several things.", "confidence": 0.5})
         elif outcome == "truncate":
             content, finish = content[: max(1, len(content) // 2)], "length"
+        limit = int(body.get("max_tokens") or 0)
+        if finish == "stop" and limit and estimate_tokens(content) > limit:  # as a real server: cut at the limit
+            content, finish = content[: limit * 4], "length"
         cached = self._cached(stage, prompt)
         completion_tokens = estimate_tokens(content)
         self._count(stage, outcome, prompt_tokens, completion_tokens, cached)

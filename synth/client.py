@@ -236,6 +236,7 @@ class ModelClient:
         source_id: str | None = None,
         max_tokens: int | None = None,
         validation_context: dict[str, Any] | None = None,
+        shorten: bool = True,
     ) -> Completion[T]:
         """Ask for a structured answer and return it validated.
 
@@ -247,6 +248,8 @@ class ModelClient:
             source_id: recorded with each attempt.
             max_tokens: answer budget for this call (default ``sampling.max_tokens``).
             validation_context: passed to Pydantic validators (e.g. the claim ids that may be cited).
+            shorten: on a cut-off answer, ask once more to answer shorter; False raises at the first cut,
+                for a caller that has a better remedy (extraction splits its chunk in two).
 
         Returns:
             The validated answer with the endpoint and model that produced it and the summed usage.
@@ -254,7 +257,8 @@ class ModelClient:
         Raises:
             ContextOverflow: the prompt does not fit (checked locally, or the server said so).
             ModelUnavailable: every endpoint is down, retries or the retry budget ran out.
-            OutputTruncated: the answer hit the token limit, and again when asked to answer shorter.
+            OutputTruncated: the answer hit the token limit, and again when asked to answer shorter
+                (at once with ``shorten=False``).
             InvalidAnswer: the answer stayed invalid after one repair call.
             RequestRejected: the server refused the request (4xx).
         """
@@ -298,6 +302,8 @@ class ModelClient:
             if finish == "length":
                 msg = f"answer cut at max_tokens={sampling.max_tokens}"
                 self._record(call, endpoint, call.attempts, "truncated", started, usage, error=msg)
+                if not shorten:
+                    raise OutputTruncated(msg)
                 if call.shortened:
                     raise OutputTruncated(f"{msg}, twice (the second time asked to answer shorter)")
                 call.shortened = True

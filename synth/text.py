@@ -36,3 +36,19 @@ def split_chunks(text: str, target_tokens: int) -> list[str]:
     if current.strip():
         chunks.append(current)
     return chunks
+
+
+def halve(text: str) -> list[str]:
+    """Cut ``text`` in two near its middle: at a paragraph break, else a line break, else a space.
+
+    The two halves concatenate to ``text`` (quotes stay findable in the whole). Text with no break in
+    its middle half comes back whole, as a one-item list.
+    """
+    mid = len(text) // 2
+    lo, hi = len(text) // 4, len(text) - len(text) // 4
+    for sep in ("\n\n", "\n", " "):
+        cuts = [m.end() for m in re.finditer(re.escape(sep), text) if lo <= m.end() <= hi and 0 < m.end() < len(text)]
+        if cuts:
+            cut = min(cuts, key=lambda c: abs(c - mid))
+            return [text[:cut], text[cut:]]
+    return [text]

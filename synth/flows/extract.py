@@ -29,14 +29,14 @@ from store.jobs import enqueue_job
 from store.models import Claim, Entity, Job, Link, Source
 from synth import slots
 from synth.deps import SynthDeps
-from synth.errors import ExtractionRejected
+from synth.errors import ExtractionRejected, OutputTruncated
 from synth.flows import ExtractPayload
 from synth.grounding import SourceText, claim_id, claim_key, normalise, value_in
 from synth.prompts import extract as extract_prompt
 from synth.prompts import resolve as resolve_prompt
 from synth.prompts.extract import ExtractedClaim, ExtractedEntity, Extraction
 from synth.resolve import MentionPlan, Resolver
-from synth.text import split_chunks
+from synth.text import halve, split_chunks
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,39 @@ class Findings:
     assisted_by: str = ""
 
 
+MAX_SPLITS = 2  # a chunk whose answer is cut off is halved, and each half again, at most this deep
+MIN_SPLIT_CHARS = 600  # below this a cut answer is asked once more, shorter, instead of halving the text
+
+
 def ask_model(deps: SynthDeps, job: Job, source_id: str, text: str) -> list[tuple[Extraction, str]]:
     chunks = split_chunks(text, deps.chunk_tokens)
     answers = []
     for i, chunk in enumerate(chunks, start=1):
-        messages = extract_prompt.build_messages(extract_prompt.ExtractContext(chunk, i, len(chunks)))
-        done = deps.client.complete("extract", messages, Extraction, job_id=job.id, source_id=source_id)
-        answers.append((done.value, done.assisted_by))
+        answers += _ask_chunk(deps, job, source_id, chunk, i, len(chunks))
     return answers
+
+
+def _ask_chunk(
+    deps: SynthDeps, job: Job, source_id: str, chunk: str, part: int, parts: int, depth: int = 0
+) -> list[tuple[Extraction, str]]:
+    """One chunk's answer; a chunk with more claims than the output limit holds is read in halves.
+
+    A dense passage (an ADR listing twenty decisions) can need more output than ``max_tokens`` allows.
+    Asking the same text "shorter" makes a small model drop claims or cut again; two halves each fit.
+    """
+    halves = halve(chunk) if depth < MAX_SPLITS and len(chunk) >= MIN_SPLIT_CHARS else [chunk]
+    messages = extract_prompt.build_messages(extract_prompt.ExtractContext(chunk, part, parts))
+    try:
+        done = deps.client.complete(
+            "extract", messages, Extraction, job_id=job.id, source_id=source_id, shorten=len(halves) < 2
+        )
+    except OutputTruncated:
+        if len(halves) < 2:
+            raise
+        log.info("extract: answer for a %d-character chunk of %s was cut off; reading it in halves",
+                 len(chunk), source_id[:12])
+        return [a for h in halves for a in _ask_chunk(deps, job, source_id, h, part, parts, depth + 1)]
+    return [(done.value, done.assisted_by)]
 
 
 def ground(text: str, answers: list[tuple[Extraction, str]]) -> Findings:

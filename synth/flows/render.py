@@ -208,9 +208,10 @@ def run_render(deps: SynthDeps, job: Job, payload: RenderPayload) -> list[int]:
             prose, assisted_by = compose(deps, snap, job.id)
             crash_point("after_model")  # crash tests: the summary is composed, not cached or published
             snap.view = replace(snap.view, summary=prose)
-            if prose:
-                with deps.session_factory() as session, session.begin():
-                    cache_prose(session, snap, prose)
+            with deps.session_factory() as session, session.begin():
+                # A failed compose (an invalid or cut answer, not an outage) is kept as "no prose" for this
+                # claim set: the page shows its facts, and the model is asked again once the claims change.
+                cache_prose(session, snap, prose or "")
         blob, commit = _publish(deps, snap, job, assisted_by if snap.view.summary else None)
         with deps.session_factory() as session, session.begin():
             follow += record_render(session, deps, snap, blob, commit)
@@ -249,7 +250,7 @@ def record_render(session: Session, deps: SynthDeps, snap: Snapshot, blob: str |
     page.blob_id = blob
     page.commit_id = commit or page.commit_id
     page.rendered_revision = snap.revision
-    if snap.view.summary:
+    if snap.view.summary is not None:
         page.prose = snap.view.summary
         page.prose_hash = snap.claim_set
     page.renders = (page.renders or 0) + 1

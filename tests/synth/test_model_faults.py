@@ -299,8 +299,12 @@ def test_each_fault_kind_ends_done_or_failed_with_a_reason_and_calls_stay_bounde
     assert seen["schema ignored once"][1]["repaired"] == 1
     assert seen["truncated output once"][1]["truncated"] == 1
     attempts = 5  # the extract job's max_attempts (intake's default)
-    # the call and its shorter re-ask, once: the same request would be cut the same way on the next attempt
-    assert seen["truncated output always"][1]["truncated"] == 2
+    # The chunk, then its halves (and their halves), the smallest asked once more shorter; never retried on
+    # a later attempt: the same request would be cut the same way.
+    from synth.flows.extract import MAX_SPLITS
+
+    assert 2 <= seen["truncated output always"][1]["truncated"] <= 2 * 2**MAX_SPLITS
+    assert set(seen["truncated output always"][1]) == {"truncated"}
     assert seen["context overflow (400)"][1] == {"overflow": 1}  # permanent at once: never retried
     assert seen["malformed JSON always"][1]["invalid"] == 2 * attempts  # the call and its repair, per attempt
     assert seen["schema ignored always"][1]["invalid"] == 2 * attempts
