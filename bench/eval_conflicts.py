@@ -121,7 +121,7 @@ def detectable(record: dict[str, Any]) -> bool:
 
 
 class CachedClient:
-    """A model client whose extraction answers are cached by prompt hash (shared across orders)."""
+    """A model client whose extraction answers (a cut-off one too) are cached by prompt hash, shared across orders."""
 
     def __init__(self, client: Any, cache: dict[str, Any]) -> None:
         self._client = client
@@ -132,8 +132,14 @@ class CachedClient:
             return self._client.complete(stage, messages, response_model, **kw)
         key = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
         if key not in self._cache:
-            self._cache[key] = self._client.complete(stage, messages, response_model, **kw)
-        return self._cache[key]
+            try:
+                self._cache[key] = self._client.complete(stage, messages, response_model, **kw)
+            except OutputTruncated as exc:  # a cut answer is an answer too: the same prompt is cut again
+                self._cache[key] = exc
+        hit = self._cache[key]
+        if isinstance(hit, OutputTruncated):
+            raise hit
+        return hit
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
