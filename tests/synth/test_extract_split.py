@@ -41,13 +41,16 @@ def test_a_cut_answer_is_asked_again_for_each_half(tmp_path, fake_llm):
 
 def test_a_part_too_small_to_halve_fails_with_the_reason(tmp_path, fake_llm):
     src, claims = _ingest(tmp_path, fake_llm, max_tokens=120)
-    assert src.status == "failed" and "cut off" in src.error and claims == []
+    assert src.status == "failed"
+    assert "cut off" in src.error
+    assert claims == []
 
 
 @given(st.text(alphabet=st.sampled_from("ab \n."), max_size=300))
 def test_halves_keep_every_character(text):
     parts = halve(text)
-    assert "".join(parts) == text and 1 <= len(parts) <= 2
+    assert "".join(parts) == text
+    assert 1 <= len(parts) <= 2
     if len(parts) == 2:
         assert all(parts)
 
@@ -55,4 +58,5 @@ def test_halves_keep_every_character(text):
 @pytest.mark.parametrize("text", ["one\n\ntwo three\n\nfour", "a line\nanother line\nthird", "no breaks here at all"])
 def test_halves_cut_at_the_widest_break_near_the_middle(text):
     first, second = halve(text)
-    assert first + second == text and first[-1] in "\n "
+    assert first + second == text
+    assert first[-1] in "\n "
