@@ -62,6 +62,9 @@ class FakeConfig:
     cut_rate: float = 0.0
     down: bool = False
     context_tokens: int = 32768
+    # Cut an answer longer than the request's max_tokens, as a real server does. Off by default: the fake's
+    # answers repeat whole sentences per entity, far longer than a real model's for the same text.
+    honour_max_tokens: bool = False
     hang_s: float = 300.0
     slow_s: float = 2.0
     seed: int = 0
@@ -233,7 +236,7 @@ class FakeModel:
         elif outcome == "truncate":
             content, finish = content[: max(1, len(content) // 2)], "length"
         limit = int(body.get("max_tokens") or 0)
-        if finish == "stop" and limit and estimate_tokens(content) > limit:  # as a real server: cut at the limit
+        if self.config.honour_max_tokens and finish == "stop" and 0 < limit < estimate_tokens(content):
             content, finish = content[: limit * 4], "length"
         cached = self._cached(stage, prompt)
         completion_tokens = estimate_tokens(content)

@@ -307,7 +307,7 @@ def test_obedient_mode_rewrites_other_pages_and_names_paths_with_real_quotes():
 
 def test_an_answer_longer_than_max_tokens_is_cut_like_a_real_server():
     text = "# Billing\n\nThe Billing service is owned by Team Atlas. The Billing service runs on Kubernetes.\n"
-    with FakeLLM() as fake:
+    with FakeLLM(honour_max_tokens=True) as fake:
         whole = post(fake, extract_body(text)).json()["choices"][0]
         cut = post(fake, {**extract_body(text), "max_tokens": 40}).json()["choices"][0]
     assert whole["finish_reason"] == "stop"

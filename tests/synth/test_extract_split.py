@@ -23,6 +23,7 @@ DOC = "# Services\n\n" + "\n\n".join(
 def _ingest(tmp_path, fake_llm, max_tokens: int) -> tuple[Source, list[Claim]]:
     doc = tmp_path / "services.md"
     doc.write_text(DOC)
+    fake_llm.configure(honour_max_tokens=True)
     wiki = make_wiki(tmp_path, fake_llm)
     wiki.deps.client.sampling = Sampling(max_tokens=max_tokens)
     (sid,) = wiki.ingest(doc)
