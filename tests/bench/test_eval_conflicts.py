@@ -3,6 +3,8 @@ fake model server (mechanics only; the figures of the real model are in docs/ben
 
 from __future__ import annotations
 
+import pytest
+
 from bench.eval_conflicts import (
     detectable,
     gold_pairs,
@@ -120,3 +122,21 @@ def test_the_judge_alone_on_gold_pairs(shared_data):
     assert result["decided_by_code"] + result["asked_model"] == 20
     assert 0.0 <= result["precision"] <= 1.0
     assert result["recall"] > 0  # the fake judge reads differing answers of one question as a conflict
+
+
+def test_a_cut_off_extraction_is_cached_like_an_answer():
+    from bench.eval_conflicts import CachedClient
+    from synth.errors import OutputTruncated
+
+    class Cutting:  # stands in for a model client whose answer to this prompt is always cut off
+        calls = 0
+
+        def complete(self, stage, messages, response_model, **kw):
+            Cutting.calls += 1
+            raise OutputTruncated("answer cut at max_tokens=10")
+
+    client = CachedClient(Cutting(), {})
+    for _ in range(2):
+        with pytest.raises(OutputTruncated):
+            client.complete("extract", [{"role": "user", "content": "x"}], object)
+    assert Cutting.calls == 1
