@@ -45,9 +45,9 @@ def halve(text: str) -> list[str]:
     its middle half comes back whole, as a one-item list.
     """
     mid = len(text) // 2
-    lo, hi = len(text) // 4, len(text) - len(text) // 4
+    lo, hi = max(1, len(text) // 4), min(len(text) - 1, len(text) - len(text) // 4)  # neither half empty
     for sep in ("\n\n", "\n", " "):
-        cuts = [m.end() for m in re.finditer(re.escape(sep), text) if lo <= m.end() <= hi and 0 < m.end() < len(text)]
+        cuts = [m.end() for m in re.finditer(re.escape(sep), text) if lo <= m.end() <= hi]
         if cuts:
             cut = min(cuts, key=lambda c: abs(c - mid))
             return [text[:cut], text[cut:]]

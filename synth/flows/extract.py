@@ -89,7 +89,8 @@ def _ask_chunk(
 ) -> list[tuple[Extraction, str]]:
     """One chunk's answer; a chunk with more claims than the output limit holds is read in halves.
 
-    A dense passage (an ADR listing twenty decisions) can need more output than ``max_tokens`` allows.
+    A dense passage can need more output than ``max_tokens`` allows (MoJ ADR 036: 1,000 tokens of text,
+    2,200 of answer, its quotes carrying long links).
     Asking the same text "shorter" makes a small model drop claims or cut again; two halves each fit.
     """
     halves = halve(chunk) if depth < MAX_SPLITS and len(chunk) >= MIN_SPLIT_CHARS else [chunk]

@@ -19,7 +19,7 @@ from bench.eval_conflicts import (
 )
 from bench.fake_llm import FakeLLM
 from lore.wiring import make_recorder
-from synth.client import Endpoint, ModelClient, Sampling
+from synth.client import Endpoint, ModelClient
 
 
 def _row(misinfo: bool, flagged: bool, disambig: int = 1, *, det: bool = True, disputes=(), split: int | None = None):
@@ -96,9 +96,7 @@ def test_one_record_through_the_write_path(shared_data):
 def test_both_orders_reuse_extractions_and_report_invariance(shared_data):
     with FakeLLM(seed=1) as fake:
         result = run_eval(shared_data / "conflicts/ramdocs-dev.jsonl",
-                          # room for every answer, so each source is one extraction request
                           lambda factory: ModelClient([Endpoint(fake.base_url, "fake-llm")],
-                                                      context_tokens=32768, sampling=Sampling(max_tokens=8192),
                                                       recorder=make_recorder(factory)),
                           sample_n=4, seed=1, order="both")
         extract_requests = fake.stats()["by_stage"].get("extract", 0)

@@ -35,7 +35,7 @@ def post(fake: FakeLLM, body: dict) -> httpx.Response:
 def extract_body(text: str, dialect: str = "vllm") -> dict:
     messages = extract.build_messages(extract.ExtractContext(text))
     return build_payload(Endpoint("http://x/v1", "fake-llm", dialect=dialect), messages, extract.Extraction,  # type: ignore[arg-type]
-                         Sampling(max_tokens=8192))  # room for a whole answer (the fake cuts at the limit)
+                         Sampling(max_tokens=1024))
 
 
 def content(response: httpx.Response) -> dict:

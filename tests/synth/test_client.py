@@ -316,8 +316,7 @@ def test_context_is_checked_before_the_call(fake, records):
 
 
 def test_a_tokenizer_replaces_the_estimate(fake):
-    with make_client([ep(fake)], context_tokens=2048, tokenizer=lambda text: len(text) // 100,
-                     sampling=Sampling(max_tokens=1900)) as client:
+    with make_client([ep(fake)], context_tokens=2048, tokenizer=lambda text: len(text) // 100) as client:
         assert extract_call(client, text=DOC * 40).value.title  # fits by the exact count
 
 
