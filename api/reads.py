@@ -324,9 +324,10 @@ class ReadService:
 
     # --- query -------------------------------------------------------------------------------------
 
-    def query(self, question: str, k: int = 5, tier: int | None = None) -> Answer:
-        """Answer a question in tiers (see :class:`search.tiers.QueryEngine`)."""
-        return self.engine.answer(question, k, tier=tier)
+    def query(self, question: str, k: int = 5, tier: int | None = None, *, mode: str = "default") -> Answer:
+        """Answer a question (see :class:`search.tiers.QueryEngine`): ``tier`` asks one tier alone;
+        ``mode="wiki"`` ranks only the wiki's own evidence (entity pages, sections, claims)."""
+        return self.engine.answer(question, k, tier=tier, mode=mode)
 
     # --- the ledger --------------------------------------------------------------------------------
 

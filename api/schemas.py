@@ -139,6 +139,9 @@ class SourceOut(_Model):
     size: int
     status: str = Field(description="pending, extracting, extracted, done, failed, retracted or replaced.")
     error: str | None
+    warning: str | None = Field(
+        None, description="Set when the source is done but added no facts (e.g. no claim passed grounding)."
+    )
     version: int
     previous_id: str | None
     claims_rejected: int = Field(description="Claims dropped by the grounding check (quote not in the source).")

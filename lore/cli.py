@@ -610,6 +610,100 @@ def eval_conflicts(
         emit_json({k: v for k, v in result.items() if k != "rows"})
 
 
+@eval_app.command("qa")
+def eval_qa(
+    docs: Path = typer.Option(Path("../shared/data/ops/dfds-postmortems/docs"), help="Folder of documents."),
+    questions: Path = typer.Option(
+        Path("../shared/data/qa/dfds-postmortems-qa.jsonl"), help="Questions (the format of shared/data/qa)."
+    ),
+    workdir: Path = typer.Option(
+        None, help="Keep the wiki in this folder and reuse it on the next run (default: a temporary one)."
+    ),
+    k: int = typer.Option(5, min=1, max=50, help="Hits scored per question."),
+    fake: bool = typer.Option(False, help="Use the fake model server (a test double) instead of the real model."),
+    rows: bool = typer.Option(False, "--rows", help="Include every question's row in the JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Build a wiki from DOCS, ask every question in three modes (default, tier3, wiki) and score them."""
+    import contextlib
+    import tempfile
+
+    from api.reads import ReadService
+    from bench.eval_qa import QaInputError, run_qa_eval
+    from lore.config import GitSettings
+    from lore.wiring import Wiring, uses_embedded_model
+    from lore.wiring import migrate as run_migrate
+    from search.index import SearchIndex
+    from search.tiers import QueryEngine
+    from store.db import make_session_factory, read_only
+
+    if not docs.is_dir():
+        raise typer.BadParameter(f"no such folder: {docs}", param_hint="--docs")
+    if not questions.is_file():
+        raise typer.BadParameter(f"no such file: {questions}", param_hint="--questions")
+    base = settings()
+    with contextlib.ExitStack() as stack:
+        folder = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lore-eval-qa-")))
+        folder.mkdir(parents=True, exist_ok=True)
+        folder = folder.resolve()
+        llm = base.llm
+        if fake:
+            from bench.fake_llm import FakeLLM
+
+            llm = llm.model_copy(update={"base_url": stack.enter_context(FakeLLM(seed=1)).base_url,
+                                         "model": "fake-llm", "fallback_urls": []})
+        # The eval's own ledger and repository (never the configured database or a central remote).
+        s = base.model_copy(update={
+            "paths": base.paths.model_copy(update={"data_dir": folder, "wiki_dir": None}),
+            "database": base.database.model_copy(update={"url": f"sqlite:///{folder / 'lore.db'}"}),
+            "git": GitSettings(),
+            "llm": llm,
+        })
+        if not fake and uses_embedded_model(s):
+            from lore.llama_server import LlamaServer
+
+            log_path = folder / "logs" / "eval-llama-server.log"  # stdout stays pure JSON
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            server = LlamaServer(s.local_model_file(), alias=llm.model, host=llm.local_host, port=llm.local_port,
+                                 context_tokens=llm.local_context_tokens, threads=llm.local_threads,
+                                 log_path=log_path)
+            server.start()
+            stack.callback(server.stop)
+        run_migrate(s)
+        wiring = Wiring(s)
+        stack.callback(wiring.close)
+        readers = make_session_factory(read_only(wiring.engine))
+        search = SearchIndex(read_only(wiring.engine), wiring.embedder) if wiring.embedder is not None else None
+        reads = ReadService(wiring.store, readers, QueryEngine(readers, wiring.store, search))
+        stack.callback(reads.close)
+
+        def progress(stage: str, i: int, n: int) -> None:
+            if stage == "jobs":
+                console.print(f"jobs run: {i}")
+            elif i in (1, n) or i % 10 == 0:
+                console.print(f"{stage} {i}/{n}")
+
+        try:
+            result = run_qa_eval(docs, questions, deps=wiring.synth_deps(),
+                                 intake=lambda p, root: wiring.intake_file(p, root=root), reads=reads, k=k,
+                                 progress=progress)
+        except QaInputError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        result["workdir"] = str(workdir) if workdir else None
+        result["model"] = "fake-llm" if fake else (s.llm.base_url or "embedded")
+    if not rows:
+        result.pop("rows", None)
+    if as_json:
+        emit_json(result)
+    else:
+        modes = result["modes"]
+        for mode, figures in modes.items():
+            console.print(f"{mode:8} answer_hit@{k} {figures[f'answer_hit@{k}']:.3f}  "
+                          f"source_recall@{k} {figures[f'source_recall@{k}']:.3f}")
+        emit_json({key: v for key, v in result.items() if key != "modes"} | {"modes": modes})
+
+
 @app.command()
 def retract(
     source: str = typer.Argument(..., help="The source's sha256 (or a unique prefix of 8+), slug, or file name."),

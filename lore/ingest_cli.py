@@ -65,11 +65,12 @@ def expand(paths: Iterable[Path], ignore_globs: Iterable[str]) -> Iterator[tuple
 def _poll(wiring: Wiring, ids: list[str]) -> tuple[dict[str, tuple[str, str | None]], bool]:
     """Current (status, error) per source id, and whether any of their jobs has been picked up yet."""
     with wiring.session_factory() as session:
-        rows = session.execute(select(Source.id, Source.status, Source.error).where(Source.id.in_(ids))).all()
+        rows = session.execute(select(Source.id, Source.status, Source.error, Source.warning).where(Source.id.in_(ids))).all()
         started = session.scalar(
             select(Job.id).where(Job.source_id.in_(ids), (Job.attempts > 0) | (Job.state != "queued")).limit(1)
         )
-    return {sid: (status, error) for sid, status, error in rows}, started is not None
+    # A done source's warning (e.g. no facts added) shows where a failed one's reason does.
+    return {sid: (status, error or warning) for sid, status, error, warning in rows}, started is not None
 
 
 def run_ingest(
@@ -134,6 +135,8 @@ def _follow(
                     status, error = statuses[row.source_id]
                     row.status = status
                     row.detail = error or (row.detail if status == "done" else "")
+                    if status == "done" and error:
+                        row.status = "done (warning)"
             if len(finished) == len(tracked):
                 return False
             elapsed = time.monotonic() - start
@@ -152,7 +155,7 @@ def _print_table(rows: list[Row], console: Console, *, waited: bool) -> None:
     table.add_column("source")
     table.add_column("status")
     table.add_column("detail", overflow="fold")
-    styles = {"done": "green", "failed": "red", "refused": "red"}
+    styles = {"done": "green", "done (warning)": "yellow", "failed": "red", "refused": "red"}
     for row in rows:
         status = row.status if waited or row.intake in ("refused", "failed") else f"{row.intake} ({row.status})"
         style = styles.get(row.status, "")

@@ -188,7 +188,7 @@ class QueryEngine:
             search.embedder = QueryVectorCache(embedder)
         self._names = _NameIndex()
 
-    def answer(self, question: str, k: int = 5, *, tier: int | None = None) -> Answer:
+    def answer(self, question: str, k: int = 5, *, tier: int | None = None, mode: str = "default") -> Answer:
         """Answer ``question`` with at most ``k`` hits.
 
         Args:
@@ -197,7 +197,7 @@ class QueryEngine:
             tier: ask only this tier (1, 2 or 3); None walks the tiers in order.
         """
         k = max(1, min(int(k), 50))
-        tiers = (tier,) if tier in (1, 2, 3) else (1, 2, 3)
+        tiers = (tier,) if tier in (1, 2, 3) else (1, 2) if mode == "wiki" else (1, 2, 3)
         # Sessions stay short and are never open across a search call: on SQLite every transaction
         # takes the database's write lock (BEGIN IMMEDIATE), so a held one would block the index.
         for t in tiers:

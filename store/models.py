@@ -79,6 +79,9 @@ class Source(Base):
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Set on a source that finished without changing any entity page (e.g. no claim passed grounding):
+    # it is still searchable and has its source page, but a person should know why it adds no facts.
+    warning: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     previous_id: Mapped[str | None] = mapped_column(ForeignKey("sources.id"), nullable=True)
     claims_rejected: Mapped[int] = mapped_column(Integer, default=0)  # grounding check failures

@@ -9,8 +9,8 @@ The tree::
      ├── OutputTruncated       the answer hit ``max_tokens`` (``finish_reason == "length"``)
      ├── InvalidAnswer         the answer is still invalid after the one repair call
      ├── RequestRejected       the server refused the request for another reason (4xx: bad key, unknown model)
-     └── ExtractionRejected    the extraction is unusable (e.g. zero claims from a non-trivial source);
-                               raised by the extraction flow, not by the client
+     └── ExtractionRejected    the extraction is unusable (zero grounded claims is not this: the source
+                               ends `done` with a warning); raised by flows, not by the client
 
 Only ``ModelUnavailable`` is worth retrying later; every other error is a property of the request or the
 document and would fail the same way again.

@@ -90,6 +90,7 @@ class SourceView:
     claims: Sequence[ClaimView] = ()
     status: str = "done"
     extra_meta: dict[str, str] = field(default_factory=dict)
+    warning: str | None = None  # why the source added no facts (shown under its summary)
 
 
 def footnote_label(claim_id: str) -> str:
@@ -246,6 +247,8 @@ def render_source_page(view: SourceView, previous: str | None, updated: str) -> 
     status = ""
     if view.status in ("retracted", "replaced"):
         status = f"*This source was {view.status}; its claims no longer count.*"
+    elif view.warning:
+        status = f"*Warning: {escape_inline(view.warning)}*"
     origin = f"*Origin:* {escape_inline(view.origin)}" if view.origin.strip() else ""
     meta = {
         "title": view.title,

@@ -29,7 +29,7 @@ from store.jobs import enqueue_job
 from store.models import Claim, Entity, Job, Link, Source
 from synth import slots
 from synth.deps import SynthDeps
-from synth.errors import ExtractionRejected, OutputTruncated
+from synth.errors import OutputTruncated
 from synth.flows import ExtractPayload
 from synth.grounding import SourceText, claim_id, claim_key, normalise, value_in
 from synth.prompts import extract as extract_prompt
@@ -40,7 +40,6 @@ from synth.text import halve, split_chunks
 
 log = logging.getLogger(__name__)
 
-NON_TRIVIAL_CHARS = 400  # a source at least this long must yield at least one grounded claim
 
 
 @dataclass(frozen=True)
@@ -298,16 +297,17 @@ def run_extract(deps: SynthDeps, job: Job, payload: ExtractPayload) -> list[int]
     answers = ask_model(deps, job, source_id, text)
     crash_point("after_model")  # crash tests: the model answered, nothing written
     found = ground(text, answers)
-    if not found.claims and len(text.strip()) >= NON_TRIVIAL_CHARS:
-        with deps.session_factory() as session, session.begin():
-            src = session.get(Source, source_id)
-            if src is not None:
-                src.claims_rejected, src.rejections = found.rejected, dict(found.rejections)
+    warning = None
+    if not found.claims and text.strip():
+        # Not a failure: the text stays searchable (source page, chunk index) and the source ends
+        # `done`; the warning says why it adds no facts to the entity pages.
         why = ", ".join(f"{n} {reason}" for reason, n in found.rejections.items() if n) or "none given"
-        raise ExtractionRejected(
-            f"the model found no claims with a real quote in a {len(text)}-character source "
-            f"(rejected by the grounding check: {why})"
+        warning = (
+            f"no facts added: the model found no claims with a real quote in this {len(text)}-character "
+            f"source (rejected by the grounding check: {why}); its text is still searchable"
         )
+        log.info("source %s: %s", source_id[:12], warning)
+        found.entities, found.relations = {}, []  # no entity is made from a source that says nothing of it
     vectors = _embed_mentions(deps, found.entities)
     with deps.session_factory() as session:
         resolver = Resolver(session)
@@ -315,7 +315,7 @@ def run_extract(deps: SynthDeps, job: Job, payload: ExtractPayload) -> list[int]
         ambiguous = _resolver_mentions(plans, session)
     decided = _ask_resolver(deps, job, source_id, plans, ambiguous)
     with deps.session_factory() as session, session.begin():
-        return _apply(session, deps, job, source_id, found, vectors, decided, payload.previous_id)
+        return _apply(session, deps, job, source_id, found, vectors, decided, payload.previous_id, warning)
 
 
 def _apply(
@@ -327,6 +327,7 @@ def _apply(
     vectors: dict[str, np.ndarray],
     decided: dict[str, int | None],
     previous_id: str | None,
+    warning: str | None = None,
 ) -> list[int]:
     src = session.get(Source, source_id)
     if src is None or src.status in ("retracted", "replaced"):
@@ -400,6 +401,7 @@ def _apply(
     src.rejections = dict(found.rejections)
     src.status = "extracted" if touched else "done"
     src.error = None
+    src.warning = warning
     for entity_id in sorted(touched):
         entity = session.get(Entity, entity_id)
         assert entity is not None

@@ -64,6 +64,7 @@ def run_source_page(deps: SynthDeps, job: Job, payload: SourcePagePayload) -> li
             entities=sorted((e.name, page_target(e.page_path)) for e in entities),
             claims=[claim_view(c, {src.id: src}) for c in claims],
             status=page_status(src.status),
+            warning=src.warning,
         )
         removed = src.status in ("retracted", "replaced")
         text = None if removed else src.text

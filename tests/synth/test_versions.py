@@ -38,8 +38,9 @@ V_C = (
     "The Ledger Service keeps account balances in FoundationDB.\n"
     "The Ledger Service is owned by the Storage Guild.\n"
 )
-# Over 400 characters with no prose sentence (a table): the model yields no grounded claim, so the
-# extract flow rejects it ("no claims with a real quote") and the version fails.
+# Over 400 characters with no prose sentence (a table): the model yields no grounded claim. The version
+# still becomes the current one (`done`, with a warning saying why it adds no facts) and its text stays
+# searchable; the older version's facts go, because the document no longer says them.
 V_FAILS = "# ADR 1: ledger storage\n\n| option | cost | risk |\n|---|---|---|\n" + "".join(
     f"| option-{i} | {i * 10} units | level {i % 3} |\n" for i in range(24)
 )
@@ -106,7 +107,7 @@ def _check_only_current(wiki, current_id: str, says: str) -> None:
     assert meta["lore_source"] == current_id
 
 
-def test_a_history_with_a_failed_version_reverts_and_a_rename_leaves_only_the_newest_version(wiki, tmp_path):
+def test_a_history_with_a_factless_version_reverts_and_a_rename_leaves_only_the_newest_version(wiki, tmp_path):
     folder = tmp_path / FOLDER
     folder.mkdir()
     doc = folder / "adr-0001.md"
@@ -122,14 +123,22 @@ def test_a_history_with_a_failed_version_reverts_and_a_rename_leaves_only_the_ne
     _check_only_current(wiki, b1, "B")
 
     doc.write_text(V_FAILS)
-    status, failed = _ingest(wiki, doc, folder)
+    status, bare = _ingest(wiki, doc, folder)
     assert status == "new_version"
     with wiki.deps.session_factory() as s:
-        bad = s.get(Source, failed)
-        assert bad.status == "failed"
-        assert "no claims with a real quote" in (bad.error or "")
-        assert bad.previous_id == b1
-    _check_only_current(wiki, b1, "B")  # a failed version changes nothing
+        row = s.get(Source, bare)
+        assert row.status == "done"
+        assert row.error is None
+        assert "no claims with a real quote" in (row.warning or "")
+        assert row.previous_id == b1
+        assert s.get(Source, b1).status == "replaced"
+        assert not s.scalars(select(Claim).where(Claim.status == "active")).all()
+        slug = row.slug
+    pages = _head_pages(wiki)
+    assert "no claims with a real quote" in pages[f"wiki/sources/{slug}.md"]  # the warning is on its page
+    facts = "\n".join(_entity_pages(pages).values())
+    assert not any(p in facts for phrases in UNIQUE.values() for p in phrases)
+    failed = bare
 
     doc.write_text(V_A)  # a revert: the first version's bytes come back
     status, a2 = _ingest(wiki, doc, folder)
@@ -137,7 +146,7 @@ def test_a_history_with_a_failed_version_reverts_and_a_rename_leaves_only_the_ne
     assert a2 == version_id(a1, 1) != a1
     with wiki.deps.session_factory() as s:
         row = s.get(Source, a2)
-        assert row.previous_id == failed  # the newest arrival, even though it failed
+        assert row.previous_id == failed  # the newest arrival, even though it added no facts
         assert row.version == 4
         assert s.get(Source, failed).status == "replaced"
         assert s.get(Source, b1).status == "replaced"  # replaced through the failed version
