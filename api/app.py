@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Lore serves a git-backed wiki of cited entity pages written at ingest time.
 
 Read pages (`/pages`), their history and diffs, entities, sources and their status, disputes between
-sources (`/contradictions`) and recent changes (`/changes`). `GET /query` answers a question from an
-entity's page, else from page sections and claims, else from raw source chunks, and says which tier
-answered. Upload documents with `POST /sources` (an API key with the `ingest` scope). Agents can use the
+sources (`/contradictions`) and recent changes (`/changes`). `GET /query` answers a question with page
+sections, claims and raw source chunks ranked together (each hit says which it is and where it came
+from); `tier=` asks one of them alone. Upload documents with `POST /sources` (an API key with the `ingest` scope). Agents can use the
 same through MCP (streamable HTTP) at `/mcp`; people can browse `/ui`. This explorer is `/docs`.
 
 Errors are `{"error": ClassName, "detail": message}`.

@@ -78,8 +78,8 @@ def build_mcp(ctx: AppContext) -> MCPServer:
     root.setLevel(level)
 
     @mcp.tool(
-        description="Answer a question from the wiki, citing sources. Tries the page of an entity the "
-        "question names, then page sections and claims, then raw source excerpts; says which tier answered."
+        description="Answer a question from the wiki, citing sources. Ranks page sections, claims and raw "
+        "source excerpts together by how well they match; each hit says where it came from."
     )
     def query(
         question: Annotated[str, Field(min_length=1, max_length=1000, description="The question in plain words.")],

@@ -218,13 +218,20 @@ class HitOut(_Model):
     score: float
     page: str | None = Field(description="Page to read for more (None for raw source chunks of unknown pages).")
     citations: list[CitationOut]
+    tier: int = Field(
+        0, description="Where the hit came from: 1 the page of the entity the question names, 2 page sections "
+        "and claims, 3 raw source chunks."
+    )
 
 
 class QueryOut(_Model):
-    """An answer to a question, from the first tier that could answer it."""
+    """An answer to a question: page sections, claims and source chunks ranked together (or one tier alone)."""
 
     query: str
-    tier: int = Field(description="1: an entity's page, 2: page sections and claims, 3: raw source chunks, 0: none.")
+    tier: int = Field(
+        description="Where the first hit came from: 1 an entity's page, 2 page sections and claims, 3 raw source "
+        "chunks, 0 no answer."
+    )
     answered_by: Literal["entity", "pages", "sources", "none"]
     entity: str | None = Field(description="The entity named in the question (tier 1).")
     hits: list[HitOut]

@@ -1,15 +1,26 @@
-"""Answering a question in tiers, with no model call (DESIGN section 5).
+"""Answering a question from the wiki and its sources, with no model call (DESIGN section 5).
+
+Three kinds of evidence answer a question, each also askable alone (``tier=``):
 
 1. **entity**: an entity named in the question (its name or an alias; case-insensitive, on word
    boundaries, the longest name wins) -> the section(s) of its page that share the most words with
    the question (the page's lead section when none does);
-2. **pages**: hybrid search (BM25 + embeddings, reciprocal-rank fused) over page sections and claims;
+2. **pages**: hybrid search (BM25 + embeddings, fused) over page sections and claims;
 3. **sources**: the same search over raw source chunks.
 
-A tier answers when it finds something relevant; otherwise the next one is asked. Tiers 2 and 3 answer
-when the chunk closest to the question by embedding reaches ``min_similarity`` (cosine); their hits are
-then ranked by the hybrid search. Every hit carries citations from the ledger (claim ids, source ids and titles,
-quotes), looked up at answer time so a retracted claim shows as retracted.
+By default they are **fused**: one hybrid search ranks page sections, claims and raw chunks together by
+how well each matches the question (the same lexical and embedding scores, normalised over the one
+pool), so the wiki's evidence comes first when it matches better and a chunk that matches better is
+never hidden behind a thin page. A named entity does not decide the answer; its page's sections that
+match rank a little higher (``ENTITY_BOOST``). Evidence already shown is not repeated: a claim whose
+quote lies in a chunk or is cited by a section already in the answer is skipped, and so is a section
+whose claims are all cited already. ``mode="wiki"`` fuses tiers 1 and 2 only.
+
+The fused answer (and tiers 2 and 3 alone) answers only when the chunk closest to the question by
+embedding reaches ``min_similarity`` (cosine); otherwise the entity tier is asked alone. Each hit says
+which tier it came from; the answer's ``tier`` is that of its first hit. Every hit carries citations
+from the ledger (claim ids, source ids and titles, quotes), looked up at answer time so a retracted
+claim shows as retracted.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -67,6 +78,7 @@ class Hit:
     score: float
     page: str | None
     citations: tuple[Citation, ...]
+    tier: int = 0  # where it came from: 1 the named entity's page, 2 page sections and claims, 3 raw sources
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,10 @@ class Answer:
 
 TIER_NAMES = {0: "none", 1: "entity", 2: "pages", 3: "sources"}
 LIVE_CLAIMS = ("active", "disputed")
+#: How much higher a matching section or claim of the entity the question names ranks (score factor).
+ENTITY_BOOST = 1.1
+#: Candidates the fused search ranks, per hit wanted (at least ``MIN_POOL``).
+POOL_PER_HIT, MIN_POOL = 4, 20
 
 
 class QueryVectorCache:
@@ -197,7 +213,10 @@ class QueryEngine:
             tier: ask only this tier (1, 2 or 3); None walks the tiers in order.
         """
         k = max(1, min(int(k), 50))
-        tiers = (tier,) if tier in (1, 2, 3) else (1, 2) if mode == "wiki" else (1, 2, 3)
+        if tier in (1, 2, 3):
+            tiers: tuple[int, ...] = (tier,)
+        else:
+            return self._fused(question, k, with_sources=mode != "wiki")
         # Sessions stay short and are never open across a search call: on SQLite every transaction
         # takes the database's write lock (BEGIN IMMEDIATE), so a held one would block the index.
         for t in tiers:
@@ -208,6 +227,40 @@ class QueryEngine:
             if hits:
                 return Answer(question, t, TIER_NAMES[t], entity, tuple(hits))
         return Answer(question, 0, "none", None, ())
+
+    # --- fused -----------------------------------------------------------------------------------
+
+    def _fused(self, question: str, k: int, *, with_sources: bool) -> Answer:
+        """Sections, claims and (``with_sources``) raw chunks ranked together; see the module docstring."""
+        named = self._names_in(question)
+        kinds = (*PAGE_KINDS, SOURCE) if with_sources else PAGE_KINDS
+        pool = self._tier_search(question, max(MIN_POOL, POOL_PER_HIT * k), kinds)
+        if not pool:
+            entity, hits = self._tier_entity(question, k)
+            return Answer(question, 1, "entity", entity, tuple(hits)) if hits else Answer(question, 0, "none", None, ())
+        entity_name, entity_pages = named if named else (None, set())
+        ranked = []
+        for h in pool:
+            own = h.kind != SOURCE and h.page in entity_pages
+            ranked.append(replace(h, score=round(h.score * (ENTITY_BOOST if own else 1.0), 6),
+                                  tier=1 if own else 3 if h.kind == SOURCE else 2))
+        ranked.sort(key=lambda h: -h.score)  # stable: the search's order breaks ties
+        hits = _without_repeats(ranked, k)
+        return Answer(question, hits[0].tier, TIER_NAMES[hits[0].tier], entity_name, tuple(hits))
+
+    def _names_in(self, question: str) -> tuple[str, set[str]] | None:
+        """The entity the question names (its display name) and its page paths, or None."""
+        with self.session_factory() as session:
+            self._names.refresh(session)
+            found = self._names.find(question)
+            if found is None:
+                return None
+            rows = session.execute(
+                select(Entity.name, Entity.type, Entity.slug).where(Entity.id.in_(sorted(found[1]))).order_by(Entity.id)
+            ).all()
+        if not rows:
+            return None
+        return rows[0][0], {f"wiki/{type_}/{slug}.md" for _, type_, slug in rows}
 
     # --- tier 1 ----------------------------------------------------------------------------------
 
@@ -258,6 +311,7 @@ class QueryEngine:
                 round(1.0 + score, 4),
                 path,
                 tuple(cites[c] for c in s.claim_ids if c in cites),
+                1,
             )
             for score, _, title, path, s in chosen
         ]
@@ -336,7 +390,7 @@ class QueryEngine:
                     source_page=source_page_path(source.slug),
                     source_status=source.status,
                 )
-                hits.append(Hit(SOURCE, h.ref, h.title, h.text, float(h.score), cite.source_page, (cite,)))
+                hits.append(Hit(SOURCE, h.ref, h.title, h.text, float(h.score), cite.source_page, (cite,), 3))
                 continue
             ids = [c for c in meta.get("claims", []) if c in cites]
             if h.kind == CLAIM and not ids:
@@ -344,5 +398,35 @@ class QueryEngine:
             if h.kind == CLAIM and cites[ids[0]].status not in LIVE_CLAIMS:
                 continue  # retracted or superseded since it was indexed
             page = meta.get("page") if isinstance(meta.get("page"), str) else None
-            hits.append(Hit(h.kind, h.ref, h.title, h.text, float(h.score), page, tuple(cites[c] for c in ids)))
+            hits.append(Hit(h.kind, h.ref, h.title, h.text, float(h.score), page, tuple(cites[c] for c in ids), 2))
         return hits
+
+
+def _fold(text: str) -> str:
+    return " ".join(words(text))
+
+
+def _without_repeats(ranked: Sequence[Hit], k: int) -> list[Hit]:
+    """The first ``k`` hits of ``ranked`` that show something the ones before them did not.
+
+    A claim is a repeat when a chosen hit already cites it or a chosen chunk holds its quote; a section
+    is a repeat when every claim it cites is cited already (a section without claims never is).
+    """
+    chosen: list[Hit] = []
+    cited: set[str] = set()
+    shown: list[str] = []  # folded texts of chosen raw chunks
+    for h in ranked:
+        ids = {c.claim_id for c in h.citations if c.claim_id}
+        if h.kind == CLAIM:
+            quote = _fold(h.citations[0].quote) if h.citations else ""
+            if ids <= cited or (quote and any(quote in t for t in shown)):
+                continue
+        elif h.kind == SECTION and ids and ids <= cited:
+            continue
+        chosen.append(h)
+        cited |= ids
+        if h.kind == SOURCE:
+            shown.append(_fold(h.text))
+        if len(chosen) == k:
+            break
+    return chosen

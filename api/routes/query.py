@@ -1,6 +1,8 @@
-"""``GET /query``: a question answered in tiers (entity page, page index, raw sources), with citations."""
+"""``GET /query``: a question answered from page sections, claims and raw sources ranked together, cited."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +31,7 @@ def answer_out(answer: Answer) -> QueryOut:
                 score=h.score,
                 page=h.page,
                 citations=[CitationOut.model_validate(c) for c in h.citations],
+                tier=h.tier,
             )
             for h in answer.hits
         ],
@@ -42,9 +45,14 @@ async def query(
     tier: int | None = Query(
         None, ge=1, le=3, description="Ask only this tier: 1 entity page, 2 page sections and claims, 3 raw sources."
     ),
+    mode: Literal["default", "wiki"] = Query(
+        "default", description="`default`: sections, claims and raw chunks ranked together; `wiki`: the wiki's "
+        "own evidence only (entity pages, sections, claims)."
+    ),
     ctx: AppContext = Depends(app_context),
 ) -> QueryOut:
-    """Answer from the page of an entity the question names (tier 1), else from page sections and claims
-    (tier 2), else from raw source chunks (tier 3). No model is called. Every hit carries its citations."""
-    answer = await run_in_threadpool(ctx.reads.query, q, k, tier)
+    """Page sections, claims and raw source chunks ranked together by how well they match the question (a
+    named entity's own sections rank a little higher); a claim already shown by a chunk or a section is not
+    repeated. ``tier`` asks one kind alone. No model is called. Every hit carries its citations."""
+    answer = await run_in_threadpool(lambda: ctx.reads.query(q, k, tier, mode=mode))
     return answer_out(answer)

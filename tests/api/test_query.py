@@ -69,7 +69,7 @@ def test_tier1_longest_name_wins_on_word_boundaries(indexed_wiki: Indexed) -> No
 
 
 def test_tier2_page_sections_and_claims(indexed_wiki: Indexed) -> None:
-    answer = engine_for(indexed_wiki).answer("what caused the 503 errors?")
+    answer = engine_for(indexed_wiki).answer("what caused the 503 errors?", tier=2)
     assert (answer.tier, answer.answered_by) == (2, "pages")
     assert answer.hits[0].kind in ("claim", "section")
     cited = {c.claim_id: c for h in answer.hits for c in h.citations}
@@ -109,7 +109,8 @@ def test_query_route_with_search(make_client: Callable[..., TestClient], indexed
     assert len(body["hits"]) <= 2
     assert body["hits"][0]["citations"][0]["source_title"] == "Backup runbook"
     html = client.get("/ui/search", params={"q": "what caused the 503 errors?"}).text
-    assert "page sections and claims" in html
+    assert "ranked together" in html
+    assert '<span class="from">wiki</span>' in html  # a claim or section of the wiki among the hits
     assert "Incident 2024-03 postmortem" in html
     assert client.get("/query", params={"q": ""}).status_code == 422
 
@@ -179,3 +180,39 @@ def test_tier1_answers_from_indexed_sections_without_reading_git(indexed_wiki: I
         indexed_pages = {r for (r,) in session.execute(select(Chunk.ref).where(Chunk.kind == "section"))}
     assert "wiki/services/payments-api.md" in indexed_pages
     assert unindexed._git_sections(["wiki/services/payments-api.md"], {})["wiki/services/payments-api.md"][1]
+
+
+def test_fused_answer_ranks_wiki_evidence_and_raw_chunks_together(indexed_wiki: Indexed) -> None:
+    fx, _ = indexed_wiki
+    engine = engine_for(indexed_wiki)
+    answer = engine.answer("what caused the 503 errors?")
+    kinds = {h.kind for h in answer.hits}
+    assert "source" in kinds
+    assert kinds & {"section", "claim"}
+    assert answer.tier == answer.hits[0].tier
+    assert [h.score for h in answer.hits] == sorted((h.score for h in answer.hits), reverse=True)
+    assert {h.tier for h in answer.hits if h.kind == "source"} == {3}
+    # Nothing is shown twice: a claim whose quote a chosen chunk holds, or that a chosen section cites, is left out.
+    shown = [" ".join(h.text.casefold().split()) for h in answer.hits if h.kind == "source"]
+    cited_before: set[str] = set()
+    for h in answer.hits:
+        ids = {c.claim_id for c in h.citations if c.claim_id}
+        if h.kind == "claim":
+            assert not ids <= cited_before
+        cited_before |= ids
+    for h in answer.hits:
+        if h.kind == "claim":
+            quote = " ".join(h.citations[0].quote.casefold().split())
+            assert not any(quote in t for t in shown), h.ref
+    # The wiki mode keeps to the wiki; tier 3 alone to raw chunks.
+    assert {h.kind for h in engine.answer("what caused the 503 errors?", mode="wiki").hits} <= {"section", "claim"}
+    assert {h.kind for h in engine.answer("what caused the 503 errors?", tier=3).hits} == {"source"}
+
+
+def test_a_named_entity_does_not_hide_the_chunk_that_answers(indexed_wiki: Indexed) -> None:
+    fx, _ = indexed_wiki
+    # The question names the Payments API, whose page does not say how long backups are kept.
+    answer = engine_for(indexed_wiki).answer("how long does the payments api keep backups in cold storage?")
+    assert answer.entity == "Payments API"
+    assert fx.source_ids["backups"] in [h.ref for h in answer.hits if h.kind == "source"]
+    assert any("35 days" in h.text for h in answer.hits)
