@@ -37,7 +37,7 @@ from api.openapi import install_docs, operation_id
 from api.ratelimit import RateLimiter
 from api.reads import ReadService
 from api.request_id import RequestIdMiddleware
-from api.routes import health, ledger, lint, pages, query, sources_write
+from api.routes import disputes, health, ledger, lint, pages, query, sources_write
 from api.security import SecurityHeadersMiddleware
 from api.ui import router as ui_router
 from search.tiers import QueryEngine
@@ -53,7 +53,8 @@ DESCRIPTION = """Lore serves a git-backed wiki of cited entity pages written at 
 Read pages (`/pages`), their history and diffs, entities, sources and their status, disputes between
 sources (`/contradictions`) and recent changes (`/changes`). `GET /query` answers a question with page
 sections, claims and raw source chunks ranked together (each hit says which it is and where it came
-from); `tier=` asks one of them alone. Upload documents with `POST /sources` (an API key with the `ingest` scope). Agents can use the
+from); `tier=` asks one of them alone. Upload documents with `POST /sources` (an API key with the
+`ingest` scope); resolve disputes with `POST /contradictions/{id}/resolve` (`curate`). Agents can use the
 same through MCP (streamable HTTP) at `/mcp`; people can browse `/ui`. This explorer is `/docs`.
 
 Errors are `{"error": ClassName, "detail": message}`.
@@ -111,7 +112,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     )
     app.state.lore = ctx
     install_error_handler(app)
-    for module in (pages, ledger, sources_write, query, health, lint):
+    for module in (pages, ledger, sources_write, disputes, query, health, lint):
         app.include_router(module.router)
     app.include_router(ui_router)
     install_docs(app)

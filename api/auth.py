@@ -2,7 +2,8 @@
 
 A key is a random secret; the ledger keeps only ``sha256(secret)`` (``store.models.ApiKey``), so a
 leaked database does not leak usable keys. Clients send ``Authorization: Bearer <secret>``. Scopes are
-``read``, ``ingest``, ``curate`` (review disputes) and ``admin``; ``admin`` includes the other three.
+``read``, ``ingest``, ``curate`` (review disputes; includes ``read``, since a reviewer must read the
+disputes) and ``admin``; ``admin`` includes the other three.
 
 - no key, or a key that matches none (or is revoked): :class:`api.errors.Unauthorized` (401 with
   ``WWW-Authenticate: Bearer``);
@@ -40,8 +41,8 @@ class Principal:
     key_id: int | None = None
 
     def has(self, scope: str) -> bool:
-        """True when this principal holds ``scope`` (``admin`` holds every scope)."""
-        return scope in self.scopes or "admin" in self.scopes
+        """True when this principal holds ``scope`` (``admin`` holds every scope, ``curate`` also ``read``)."""
+        return scope in self.scopes or "admin" in self.scopes or (scope == "read" and "curate" in self.scopes)
 
 
 ANONYMOUS = Principal(name="anonymous", scopes=frozenset({"read"}), anonymous=True)

@@ -86,6 +86,15 @@ async def administrator(
     return await _authorize(ctx, request, "admin")
 
 
+async def curator(
+    request: Request,
+    ctx: AppContext = Depends(app_context),
+    _creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+) -> Principal:
+    """The caller of a review route (resolving a dispute): a key with the ``curate`` scope."""
+    return await _authorize(ctx, request, "curate")
+
+
 async def ingester(
     request: Request,
     ctx: AppContext = Depends(app_context),

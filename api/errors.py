@@ -103,6 +103,9 @@ STATUS_BY_NAME: dict[str, int] = {
     "WikiError": 422,
     # synth
     "SourceNotFound": 404,
+    "DisputeNotFound": 404,
+    "DisputeClosed": 409,
+    "InvalidDecision": 422,
     "ModelUnavailable": 503,
     "SynthError": 503,
     # infrastructure: a locked or unreachable database is worth retrying, not a bug

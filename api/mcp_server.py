@@ -1,10 +1,11 @@
 """The MCP server for agents, mounted in the API app at ``/mcp`` (streamable HTTP, official ``mcp`` SDK).
 
 Tools: ``query``, ``get_page``, ``list_pages``, ``page_history``, ``contradictions``, ``source_status``
-(reads) and ``ingest`` (enqueue only: the document goes through intake; extraction runs later in the
-workers). They call the same functions as the REST routes. Authentication is the API's: an
-``Authorization: Bearer <key>`` header checked by :class:`McpGate` for every request (a ``read`` key
-unless reads are open) and again by ``ingest`` for the ``ingest`` scope.
+(reads), ``ingest`` (enqueue only: the document goes through intake; extraction runs later in the
+workers) and ``resolve_dispute`` (``curate`` scope). They call the same functions as the REST routes.
+Authentication is the API's: an ``Authorization: Bearer <key>`` header checked by :class:`McpGate` for
+every request (a ``read`` key unless reads are open) and again by ``ingest`` and ``resolve_dispute`` for
+their scopes.
 
 The transport is stateless with JSON responses, so any API replica can serve any request.
 """
@@ -32,6 +33,7 @@ from api.schemas import ContradictionOut, SourceDetailOut
 from ingest.errors import IngestError
 from search.errors import SearchError
 from store.errors import StoreError
+from synth.disputes import DisputeError
 
 INSTRUCTIONS = """Lore is a wiki of entity pages (systems, services, teams, people, concepts, events ...)
 written from ingested documents. Every fact on a page cites a claim id ([^id] footnotes) whose source
@@ -39,7 +41,7 @@ and verbatim quote you can show. Start with `query` for a question; open pages w
 `list_pages` to browse. `contradictions` lists where sources disagree. `ingest` adds a document
 (requires an API key with the ingest scope); poll `source_status` until it is done."""
 
-DOMAIN_ERRORS = (ApiError, StoreError, IngestError, SearchError)
+DOMAIN_ERRORS = (ApiError, StoreError, IngestError, SearchError, DisputeError)
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 
@@ -187,6 +189,31 @@ def build_mcp(ctx: AppContext) -> MCPServer:
             ctx.upload_limiter.hit(principal.name)
             out, _created = submit_document(ctx.deps, data, name)
             return out.model_dump()
+        except DOMAIN_ERRORS as exc:
+            raise _tool_error(exc) from None
+
+    @mcp.tool(
+        description="Resolve an open dispute (see `contradictions`): keep one claim (the other moves to the "
+        "page's history), mark both valid, or dismiss a false flag. Needs an API key with the curate scope. "
+        "The decision, note and reviewer show on the entity's page and in wiki/contradictions.md."
+    )
+    def resolve_dispute(
+        dispute_id: Annotated[int, Field(ge=1, description="The dispute's id (from `contradictions`).")],
+        decision: Annotated[
+            Literal["keep", "both_valid", "dismiss"], Field(description="keep, both_valid or dismiss.")
+        ],
+        context: Context,
+        claim: Annotated[str | None, Field(max_length=40, description="The claim id to keep (keep only).")] = None,
+        note: Annotated[str, Field(max_length=2000, description="Why (shown on the page).")] = "",
+    ) -> dict[str, Any]:
+        from api.routes.disputes import resolve
+        from api.schemas import ResolveIn
+
+        headers = context.headers or {}
+        try:
+            principal = ctx.authorize(headers.get("authorization"), "curate")
+            body = ResolveIn(decision=decision, claim=claim, note=note)
+            return resolve(ctx, dispute_id, body, principal.name).model_dump(mode="json")
         except DOMAIN_ERRORS as exc:
             raise _tool_error(exc) from None
 

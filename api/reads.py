@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,8 +38,10 @@ from store.queries import (
     SourceDetail,
     SourceView,
     citations,
+    count_contradictions,
     entities_by_slug,
     entity_for_page,
+    entity_ids_named,
     entity_view,
     list_contradictions,
     list_sources,
@@ -347,10 +349,43 @@ class ReadService:
             view = entity_view(session, found[0])
             return view, page_claims(session, view.page_path, statuses=("active", "disputed"))
 
-    def contradictions(self, status: str | None = "open", limit: int = 50, offset: int = 0) -> list[ContradictionView]:
-        """Disputes (None: every status), newest first."""
+    def contradictions(
+        self,
+        status: str | None = "open",
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        entity: str | None = None,
+        decision: str | None = None,
+        with_total: bool = False,
+    ) -> Any:
+        """Disputes (None: every status), newest first; ``entity`` is a name, alias or slug. With
+        ``with_total``, returns ``(rows, total matching)``."""
         with self.session_factory() as session:
-            return list_contradictions(session, status=status, limit=limit, offset=offset)
+            entity_ids: list[int | None] = [None]
+            if entity:
+                entity_ids = list(entity_ids_named(session, entity)) or []
+            rows: list[ContradictionView] = []
+            total = 0
+            for entity_id in entity_ids:
+                rows += list_contradictions(session, status=status, limit=limit + offset, offset=0,
+                                            entity_id=entity_id, decision=decision)
+                total += count_contradictions(session, status=status, entity_id=entity_id, decision=decision)
+        rows.sort(key=lambda r: (-r.created_at.timestamp(), r.id))
+        rows = rows[offset : offset + limit]
+        return (rows, total) if with_total else rows
+
+    def dispute(self, dispute_id: int) -> ContradictionView:
+        """One dispute by id, whatever its status.
+
+        Raises:
+            NotFound: no such dispute.
+        """
+        with self.session_factory() as session:
+            found = list_contradictions(session, status=None, dispute_ids=[dispute_id], limit=1)
+        if not found:
+            raise NotFound(f"no dispute {dispute_id}")
+        return found[0]
 
     def sources(self, status: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[SourceView], int]:
         with self.session_factory() as session:

@@ -200,10 +200,35 @@ class ContradictionOut(_Model):
     claim_a: ClaimOut
     claim_b: ClaimOut
     created_at: datetime
+    decision: Literal["keep", "both_valid", "dismiss"] | None = Field(
+        None, description="A reviewer's decision; None while open or when a side was retracted."
+    )
+    kept_claim: str | None = Field(None, description="The claim kept (decision `keep`).")
+    note: str | None = Field(None, description="Why, in the reviewer's words.")
+    resolved_by: str | None = Field(None, description="The reviewer: an API key's name or a user.")
+    resolved_at: datetime | None = None
 
 
 class ContradictionListOut(_Model):
     contradictions: list[ContradictionOut]
+    total: int = Field(0, description="Disputes matching the filters (all pages of results).")
+
+
+class ResolveIn(_Model):
+    """A reviewer's decision on an open dispute."""
+
+    decision: Literal["keep", "both_valid", "dismiss"] = Field(
+        description="`keep`: one side is right (name it in `claim`); `both_valid`: both hold; `dismiss`: "
+        "the claims do not really disagree."
+    )
+    claim: str | None = Field(None, max_length=40, description="The claim to keep (decision `keep` only).")
+    note: str = Field("", max_length=2000, description="Why; shown on the page and in wiki/contradictions.md.")
+
+
+class ResolveOut(_Model):
+    dispute: ContradictionOut
+    changed: dict[str, str] = Field(description="Claims whose status changed: claim id -> new status.")
+    job_ids: list[int] = Field(description="The render job that shows the decision on the entity's page.")
 
 
 class ChangesOut(_Model):

@@ -40,6 +40,7 @@ from bench.corpus_bench import corpus_files
 from store.models import Source
 from synth.deps import SynthDeps
 from synth.runner import drain
+from workers.sweep import release_dead_leases
 
 MODES = ("default", "tier3", "wiki")
 KINDS_ORDER = ("cause", "fix", "impact", "timeline", "lessons")
@@ -96,7 +97,7 @@ def doc_name(origin: str) -> str:
     return origin.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def build_wiki(deps: SynthDeps, intake: Callable[[Path, Path], Any], docs: Path, *,
+def build_wiki(deps: SynthDeps, intake: Callable[[Path, Path], Any], docs: Path, *, limit: int | None = None,
                progress: Progress | None = None) -> dict[str, Any]:
     """Take every document under ``docs`` in and run every job to the end in this process.
 
@@ -104,13 +105,17 @@ def build_wiki(deps: SynthDeps, intake: Callable[[Path, Path], Any], docs: Path,
         deps: the synthesis dependencies (their ``dispatch`` is replaced: jobs run here).
         intake: takes one file in (``Wiring.intake_file``), called as ``intake(path, root)``.
         docs: the folder of documents.
+        limit: take only the first ``limit`` documents (sorted by relative path).
 
     Returns:
         documents, intake statuses, source outcomes (done, failed with reasons, done with a warning)
         and the build's wall seconds.
     """
-    files = corpus_files(docs)
+    files = corpus_files(docs, limit)
     start = time.perf_counter()
+    with deps.session_factory() as session, session.begin():
+        # This process is the work folder's only worker: jobs a killed run held are due again now.
+        release_dead_leases(session)
     intake_status: Counter[str] = Counter()
     for i, path in enumerate(files, start=1):
         intake_status[str(intake(path, docs.resolve()).status)] += 1
@@ -223,7 +228,7 @@ def ask_all(reads: Any, questions: Sequence[dict[str, Any]], origins: dict[str, 
 def origins_of(session_factory: Any) -> dict[str, str]:
     """Source id -> origin (the name the document arrived under), for every source."""
     with session_factory() as session:
-        return {sid: origin for sid, origin in session.execute(select(Source.id, Source.origin)).all()}
+        return dict(session.execute(select(Source.id, Source.origin)).all())
 
 
 def run_qa_eval(
@@ -234,6 +239,7 @@ def run_qa_eval(
     intake: Callable[[Path, Path], Any],
     reads: Any,
     k: int = 5,
+    limit: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Build the wiki from ``docs``, ask every question of ``questions_path`` in every mode, score.
@@ -242,6 +248,8 @@ def run_qa_eval(
         deps: synthesis dependencies of the work folder (model client, store, ledger, search index).
         intake: ``Wiring.intake_file`` of the same folder.
         reads: the read service (``api.reads.ReadService``) over the same ledger, store and index.
+        limit: build from the first ``limit`` documents only, and ask only the questions all of whose
+            gold documents are among them (the others are counted in ``questions_skipped``).
 
     Returns:
         ``questions``, ``modes`` (``default``, ``tier3``, ``wiki``: ``answer_hit@5``,
@@ -249,13 +257,21 @@ def run_qa_eval(
         mode and every question's ``rows``.
     """
     questions = load_questions(questions_path)
+    taken = {doc_name(p.name) for p in corpus_files(docs, limit)}
+    asked = [q for q in questions if {doc_name(str(g)) for g in q["gold_docs"]} <= taken]
+    skipped = len(questions) - len(asked)
+    if not asked:
+        raise QaInputError("no question has all its gold documents among the documents taken in")
+    questions = asked
     start = time.perf_counter()
-    build = build_wiki(deps, intake, docs, progress=progress)
+    build = build_wiki(deps, intake, docs, limit=limit, progress=progress)
     rows, ms = ask_all(reads, questions, origins_of(deps.session_factory), k=k, progress=progress)
     return {
         "docs": str(docs),
         "questions_file": str(questions_path),
         "questions": len(questions),
+        "questions_skipped": skipped,
+        "limit": limit,
         "k": k,
         "modes": summarise(rows, k),
         "wall_s": round(time.perf_counter() - start, 2),

@@ -26,13 +26,16 @@ bench_app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args
 eval_app = typer.Typer(help="Quality evaluations on the shared data sets.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+disputes_app = typer.Typer(help="Disputes between sources: list, show, resolve.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
 app.add_typer(eval_app, name="eval")
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
+app.add_typer(disputes_app, name="disputes")
 
 console = Console(stderr=True)
+report = Console()  # reports a person reads (stdout); progress and errors go to ``console``
 
 
 def settings() -> Settings:
@@ -620,6 +623,7 @@ def eval_qa(
         None, help="Keep the wiki in this folder and reuse it on the next run (default: a temporary one)."
     ),
     k: int = typer.Option(5, min=1, max=50, help="Hits scored per question."),
+    limit: int = typer.Option(None, min=1, help="Only the first N documents, and the questions they answer."),
     fake: bool = typer.Option(False, help="Use the fake model server (a test double) instead of the real model."),
     rows: bool = typer.Option(False, "--rows", help="Include every question's row in the JSON."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -630,7 +634,6 @@ def eval_qa(
 
     from api.reads import ReadService
     from bench.eval_qa import QaInputError, run_qa_eval
-    from lore.config import GitSettings
     from lore.wiring import Wiring, uses_embedded_model
     from lore.wiring import migrate as run_migrate
     from search.index import SearchIndex
@@ -656,7 +659,7 @@ def eval_qa(
         s = base.model_copy(update={
             "paths": base.paths.model_copy(update={"data_dir": folder, "wiki_dir": None}),
             "database": base.database.model_copy(update={"url": f"sqlite:///{folder / 'lore.db'}"}),
-            "git": GitSettings(),
+            "git": base.git.model_copy(update={"remote_url": None}),
             "llm": llm,
         })
         if not fake and uses_embedded_model(s):
@@ -686,7 +689,7 @@ def eval_qa(
         try:
             result = run_qa_eval(docs, questions, deps=wiring.synth_deps(),
                                  intake=lambda p, root: wiring.intake_file(p, root=root), reads=reads, k=k,
-                                 progress=progress)
+                                 limit=limit, progress=progress)
         except QaInputError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
@@ -702,6 +705,137 @@ def eval_qa(
             console.print(f"{mode:8} answer_hit@{k} {figures[f'answer_hit@{k}']:.3f}  "
                           f"source_recall@{k} {figures[f'source_recall@{k}']:.3f}")
         emit_json({key: v for key, v in result.items() if key != "modes"} | {"modes": modes})
+
+
+def _dispute_json(view: Any) -> dict[str, Any]:
+    from api.schemas import ContradictionOut
+
+    return ContradictionOut.model_validate(view).model_dump(mode="json")
+
+
+def _print_dispute(d: dict[str, Any]) -> None:
+    state = d["status"] if not d.get("decision") else f"{d['status']} ({d['decision']} by {d.get('resolved_by')})"
+    report.print(f"[bold]#{d['id']}[/bold] {d['entity_name']} — {state}")
+    if d.get("reason"):
+        report.print(f"  judge: {d['reason']}")
+    for side in ("claim_a", "claim_b"):
+        c = d[side]
+        kept = " [green](kept)[/green]" if d.get("kept_claim") == c["id"] else ""
+        report.print(f"  {c['id']} [{c['status']}] {c['text']}{kept}")
+        report.print(f"      \"{c['quote']}\" — {c.get('source_title') or c.get('source_id')}")
+    if d.get("note"):
+        report.print(f"  note: {d['note']}")
+
+
+@disputes_app.command("list")
+def disputes_list(
+    status: str = typer.Option("open", help="open, resolved or all."),
+    entity: str = typer.Option(None, help="Only this entity's (name, alias or slug)."),
+    limit: int = typer.Option(50, min=1, max=1000, help="Most disputes to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Disputes between sources, newest first."""
+    from api.reads import ReadService
+    from lore.wiring import Wiring
+    from lore.wiring import migrate as run_migrate
+    from search.tiers import QueryEngine
+
+    if status not in ("open", "resolved", "all"):
+        raise typer.BadParameter("--status must be open, resolved or all")
+    s = settings()
+    run_migrate(s)
+    wiring = Wiring(s)
+    try:
+        engine = QueryEngine(wiring.session_factory, wiring.store, None)
+        reads = ReadService(wiring.store, wiring.session_factory, engine)
+        rows, total = reads.contradictions(None if status == "all" else status, limit=limit, entity=entity,
+                                           with_total=True)
+        out = [_dispute_json(r) for r in rows]
+    finally:
+        wiring.close()
+    if as_json:
+        emit_json({"contradictions": out, "total": total})
+        return
+    if not out:
+        report.print(f"no {status if status != 'all' else ''} disputes".replace("  ", " "))
+    for d in out:
+        _print_dispute(d)
+    report.print(f"{len(out)} of {total}")
+
+
+@disputes_app.command("show")
+def disputes_show(
+    dispute_id: int = typer.Argument(..., help="The dispute's id (see `lore disputes list`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """One dispute with both claims, their quotes and sources, and any decision."""
+    from sqlalchemy import select
+
+    from lore.wiring import Wiring
+    from lore.wiring import migrate as run_migrate
+    from store.models import Contradiction
+    from store.queries import list_contradictions
+
+    s = settings()
+    run_migrate(s)
+    wiring = Wiring(s)
+    try:
+        with wiring.session_factory() as session:
+            found = list_contradictions(session, status=None, dispute_ids=[dispute_id], limit=1)
+            exists = session.scalar(select(Contradiction.id).where(Contradiction.id == dispute_id))
+    finally:
+        wiring.close()
+    if not found:
+        console.print(f"[red]no dispute {dispute_id}[/red]" + (" (its claims are gone)" if exists else ""))
+        raise typer.Exit(1)
+    d = _dispute_json(found[0])
+    if as_json:
+        emit_json(d)
+    else:
+        _print_dispute(d)
+
+
+@disputes_app.command("resolve")
+def disputes_resolve(
+    dispute_id: int = typer.Argument(..., help="The dispute's id (see `lore disputes list`)."),
+    decision: str = typer.Option(..., help="keep (with --claim), both_valid or dismiss."),
+    claim: str = typer.Option(None, help="The claim to keep (decision keep)."),
+    note: str = typer.Option("", help="Why; shown on the page and in wiki/contradictions.md."),
+    by: str = typer.Option(None, help="Who decides (default: cli:$USER)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Decide a dispute; the entity's page is re-rendered by the workers (`lore up` or `lore worker`)."""
+    import getpass
+
+    from lore.wiring import Wiring
+    from lore.wiring import migrate as run_migrate
+    from store.db import unit_of_work
+    from store.queries import list_contradictions
+    from synth.disputes import DisputeError, resolve_dispute
+
+    s = settings()
+    run_migrate(s)
+    wiring = Wiring(s)
+    reviewer = by or f"cli:{getpass.getuser()}"
+    try:
+        with unit_of_work(wiring.session_factory) as session:
+            done = resolve_dispute(session, dispute_id, decision, reviewer=reviewer, claim=claim, note=note,
+                                   max_attempts=s.worker.max_attempts)
+        wiring.dispatch(list(done.job_ids))
+        with wiring.session_factory() as session:
+            d = _dispute_json(list_contradictions(session, status=None, dispute_ids=[dispute_id], limit=1)[0])
+    except DisputeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        wiring.close()
+    if as_json:
+        emit_json({"dispute": d, "changed": done.changed, "job_ids": list(done.job_ids)})
+    else:
+        _print_dispute(d)
+        for claim_id, status in sorted(done.changed.items()):
+            report.print(f"  {claim_id} is now {status}")
+        report.print("the page is re-rendered by the workers (`lore up` or `lore worker`)")
 
 
 @app.command()

@@ -65,7 +65,9 @@ def expand(paths: Iterable[Path], ignore_globs: Iterable[str]) -> Iterator[tuple
 def _poll(wiring: Wiring, ids: list[str]) -> tuple[dict[str, tuple[str, str | None]], bool]:
     """Current (status, error) per source id, and whether any of their jobs has been picked up yet."""
     with wiring.session_factory() as session:
-        rows = session.execute(select(Source.id, Source.status, Source.error, Source.warning).where(Source.id.in_(ids))).all()
+        rows = session.execute(
+            select(Source.id, Source.status, Source.error, Source.warning).where(Source.id.in_(ids))
+        ).all()
         started = session.scalar(
             select(Job.id).where(Job.source_id.in_(ids), (Job.attempts > 0) | (Job.state != "queued")).limit(1)
         )

@@ -173,6 +173,14 @@ class Contradiction(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A person's review (``synth.disputes``): keep | both_valid | dismiss. Null when the dispute is open,
+    # or ended because a side was retracted.
+    decision: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    kept_claim: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the side kept (keep)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # key name or user
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    review_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the render that showed it
 
 
 class ClaimPair(Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -40,6 +41,8 @@ __all__ = [
     "entity_names",
     "entity_view",
     "get_source",
+    "count_contradictions",
+    "entity_ids_named",
     "list_contradictions",
     "list_sources",
     "name_fingerprint",
@@ -308,13 +311,50 @@ def source_detail(session: Session, source_id: str) -> SourceDetail | None:
 # --- contradictions ------------------------------------------------------------------------------
 
 
-def list_contradictions(
-    session: Session, *, status: str | None = "open", limit: int = 200, offset: int = 0
-) -> list[ContradictionView]:
-    """Disputes between claims, newest first."""
-    q = select(Contradiction)
+def entity_ids_named(session: Session, name: str) -> set[int]:
+    """Entities whose slug, name or an alias is ``name`` (case-insensitive)."""
+    needle = name.strip().casefold()
+    if not needle:
+        return set()
+    found = set(session.scalars(select(Entity.id).where(
+        (Entity.slug == needle) | (func.lower(Entity.name) == needle)
+    )))
+    found |= set(session.scalars(select(Alias.entity_id).where(func.lower(Alias.alias) == needle)))
+    return found
+
+
+def _contradiction_filter(q: Any, status: str | None, entity_id: int | None, decision: str | None) -> Any:
     if status:
         q = q.where(Contradiction.status == status)
+    if entity_id is not None:
+        q = q.where(Contradiction.entity_id == entity_id)
+    if decision:
+        q = q.where(Contradiction.decision == decision)
+    return q
+
+
+def count_contradictions(
+    session: Session, *, status: str | None = "open", entity_id: int | None = None, decision: str | None = None
+) -> int:
+    """How many disputes match the filters of :func:`list_contradictions`."""
+    q = _contradiction_filter(select(func.count()).select_from(Contradiction), status, entity_id, decision)
+    return int(session.scalar(q) or 0)
+
+
+def list_contradictions(
+    session: Session,
+    *,
+    status: str | None = "open",
+    limit: int = 200,
+    offset: int = 0,
+    entity_id: int | None = None,
+    decision: str | None = None,
+    dispute_ids: Sequence[int] | None = None,
+) -> list[ContradictionView]:
+    """Disputes between claims, newest first (``dispute_ids``: only these)."""
+    q = _contradiction_filter(select(Contradiction), status, entity_id, decision)
+    if dispute_ids is not None:
+        q = q.where(Contradiction.id.in_(list(dispute_ids)))
     rows = list(
         session.scalars(q.order_by(Contradiction.created_at.desc(), Contradiction.id).limit(limit).offset(offset))
     )
@@ -329,7 +369,8 @@ def list_contradictions(
         a, b = claims.get(r.claim_a), claims.get(r.claim_b)
         if a is None or b is None:
             continue
-        out.append(ContradictionView(r.id, r.status, r.reason, a.entity_name, a.entity_page, a, b, r.created_at))
+        out.append(ContradictionView(r.id, r.status, r.reason, a.entity_name, a.entity_page, a, b, r.created_at,
+                                     r.decision, r.kept_claim, r.note, r.resolved_by, r.resolved_at))
     return out
 
 

@@ -109,6 +109,11 @@ class ContradictionView:
     claim_a: ClaimView
     claim_b: ClaimView
     created_at: datetime
+    decision: str | None = None
+    kept_claim: str | None = None
+    note: str | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True)

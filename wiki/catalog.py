@@ -57,7 +57,8 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class DisputeView:
-    """An open dispute between two claims about one entity."""
+    """A dispute between two claims about one entity: open, or decided by a person (``resolution`` set:
+    "Dispute resolved (one side kept) by alice on 2026-12-04: why")."""
 
     entity_title: str
     entity_target: str
@@ -65,6 +66,8 @@ class DisputeView:
     claim_b: ClaimView
     reason: str = ""
     opened: str = ""
+    resolution: str | None = None
+    kept: str | None = None
 
 
 def _meta(title: str, kind: str, updated: str) -> dict[str, object]:
@@ -154,23 +157,39 @@ def render_contradictions(disputes: Sequence[DisputeView], previous: str | None,
         previous: the page at HEAD, or None.
         updated: the ``updated`` front matter value.
     """
-    by_entity: dict[tuple[str, str], list[DisputeView]] = {}
-    for dispute in disputes:
-        by_entity.setdefault((dispute.entity_title, dispute.entity_target), []).append(dispute)
-    lines = ["# Contradictions", "", f"{_plural(len(disputes), 'open dispute')}."]
-    for title, target in sorted(by_entity, key=lambda k: (k[0].casefold(), k[0], k[1])):
+    open_ones = [d for d in disputes if d.resolution is None]
+    decided = [d for d in disputes if d.resolution is not None]
+    lines = ["# Contradictions", "", f"{_plural(len(open_ones), 'open dispute')}."]
 
-        def key(d: DisputeView) -> tuple[str, str, str]:
-            a, b = sorted((d.claim_a.id, d.claim_b.id))
-            return a, b, d.reason
+    def key(d: DisputeView) -> tuple[str, str, str]:
+        a, b = sorted((d.claim_a.id, d.claim_b.id))
+        return a, b, d.reason
 
-        lines += ["", f"## {wikilink(target, title)}"]
-        for dispute in sorted(by_entity[(title, target)], key=key):
-            reason = f": {escape_inline(dispute.reason)}" if dispute.reason.strip() else ""
-            opened = f" (since {escape_inline(dispute.opened)})" if dispute.opened.strip() else ""
-            lines += ["", f"> [!warning] Sources disagree{reason}{opened}"]
-            for claim in sorted((dispute.claim_a, dispute.claim_b), key=lambda c: c.id):
-                lines.append(_side(claim))
+    def grouped(rows: Sequence[DisputeView], level: str) -> list[str]:
+        by_entity: dict[tuple[str, str], list[DisputeView]] = {}
+        for dispute in rows:
+            by_entity.setdefault((dispute.entity_title, dispute.entity_target), []).append(dispute)
+        out: list[str] = []
+        for title, target in sorted(by_entity, key=lambda k: (k[0].casefold(), k[0], k[1])):
+            out += ["", f"{level} {wikilink(target, title)}"]
+            for dispute in sorted(by_entity[(title, target)], key=key):
+                reason = f": {escape_inline(dispute.reason)}" if dispute.reason.strip() else ""
+                if dispute.resolution is None:
+                    opened = f" (since {escape_inline(dispute.opened)})" if dispute.opened.strip() else ""
+                    out += ["", f"> [!warning] Sources disagree{reason}{opened}"]
+                else:
+                    out += ["", f"> [!note] {dispute.resolution}"]
+                    if reason:
+                        out.append(f"> The judge{reason}")
+                for claim in sorted((dispute.claim_a, dispute.claim_b), key=lambda c: c.id):
+                    kept = " *(kept)*" if dispute.kept == claim.id else ""
+                    out.append(_side(claim) + kept)
+        return out
+
+    lines += grouped(open_ones, "##")
+    if decided:
+        lines += ["", "## Resolved", "", f"{_plural(len(decided), 'dispute')} decided by a reviewer."]
+        lines += grouped(decided, "###")
     content = "\n".join(lines) + "\n"
     meta = _meta("Contradictions", "contradictions", updated)
     return merge_page(previous, meta, [("catalog", content)], updated)

@@ -24,6 +24,7 @@ __all__ = [
     "ConflictView",
     "EntityView",
     "SourceView",
+    "decision_line",
     "footnote_label",
     "render_entity_page",
     "render_source_page",
@@ -57,6 +58,13 @@ class ConflictView:
     claim_a: ClaimView
     claim_b: ClaimView
     reason: str = ""
+    # Set once a person decided (``synth.disputes``): keep | both_valid | dismiss, the side kept, by
+    # whom, when (YYYY-MM-DD) and why.
+    decision: str | None = None
+    kept: str | None = None
+    resolved_by: str = ""
+    resolved_on: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,15 +158,37 @@ def _conflicts(conflicts: Sequence[ConflictView]) -> str:
         return a, b, conflict.reason
 
     blocks: list[str] = []
-    for conflict in sorted(conflicts, key=key):
+    for conflict in sorted(conflicts, key=lambda c: (c.decision is not None, *key(c))):
         reason = escape_inline(conflict.reason)
         # An Obsidian callout; elsewhere it reads as a quote starting with "[!warning]".
-        lines = [f"> [!warning] Sources disagree{': ' + reason if reason else ''}"]
+        if conflict.decision is None:
+            lines = [f"> [!warning] Sources disagree{': ' + reason if reason else ''}"]
+        else:
+            lines = [f"> [!note] {_decision(conflict)}"]
+            if reason:
+                lines.append(f"> The judge: {reason}")
         for claim in sorted((conflict.claim_a, conflict.claim_b), key=lambda c: c.id):
             quote = f': "{escape_inline(claim.quote)}"' if claim.quote.strip() else ""
-            lines.append(f"> - {escape_inline(claim.text)}{quote} {_cite(claim)}")
+            kept = " *(kept)*" if conflict.decision == "keep" and claim.id == conflict.kept else ""
+            lines.append(f"> - {escape_inline(claim.text)}{quote} {_cite(claim)}{kept}")
         blocks.append("\n".join(lines))
     return "## Conflicting sources\n\n" + "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+DECISION_WORDS = {"keep": "one side kept", "both_valid": "both sides hold", "dismiss": "not a real disagreement"}
+
+
+def decision_line(decision: str, resolved_by: str = "", resolved_on: str = "", note: str = "") -> str:
+    """"Dispute resolved (one side kept) by alice on 2026-12-04: why" (markdown, escaped)."""
+    what = escape_inline(DECISION_WORDS.get(decision, decision))
+    by = f" by {escape_inline(resolved_by)}" if resolved_by else ""
+    on = f" on {escape_inline(resolved_on)}" if resolved_on else ""
+    why = f": {escape_inline(' '.join(note.split()))}" if note.strip() else ""
+    return f"Dispute resolved ({what}){by}{on}{why}"
+
+
+def _decision(conflict: ConflictView) -> str:
+    return decision_line(conflict.decision or "", conflict.resolved_by, conflict.resolved_on, conflict.note)
 
 
 def _history(history: Sequence[ClaimView], on_page: set[str]) -> str:

@@ -83,13 +83,17 @@ def get_source(source_id: str, ctx: AppContext = Depends(app_context)) -> Source
 )
 def get_contradictions(
     status: Literal["open", "resolved", "all"] = Query("open"),
+    entity: str | None = Query(None, max_length=300, description="Only this entity's (a name, alias or slug)."),
+    decision: Literal["keep", "both_valid", "dismiss"] | None = Query(None, description="Only these decisions."),
     limit: int = Query(200, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ctx: AppContext = Depends(app_context),
 ) -> ContradictionListOut:
-    """Pairs of claims about one entity that sources disagree on, with both quotes."""
-    rows = ctx.reads.contradictions(None if status == "all" else status, limit=limit, offset=offset)
-    return ContradictionListOut(contradictions=[ContradictionOut.model_validate(r) for r in rows])
+    """Pairs of claims about one entity that sources disagree on, with both quotes and, once a reviewer
+    decided, the decision; ``total`` counts every match."""
+    rows, total = ctx.reads.contradictions(None if status == "all" else status, limit=limit, offset=offset,
+                                           entity=entity, decision=decision, with_total=True)
+    return ContradictionListOut(contradictions=[ContradictionOut.model_validate(r) for r in rows], total=total)
 
 
 @router.get("/changes", response_model=ChangesOut, tags=["changes"], summary="Recent commits")

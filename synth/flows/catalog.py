@@ -19,6 +19,7 @@ from synth.deps import SynthDeps
 from synth.flows import CatalogPayload
 from synth.flows.render import SHOWN, claim_view
 from wiki.catalog import CatalogEntry, DisputeView, LogEntry, render_contradictions, render_index, render_log
+from wiki.entity_page import decision_line
 from wiki.links import page_target
 
 INDEX, LOG, CONTRADICTIONS = "wiki/index.md", "wiki/log.md", "wiki/contradictions.md"
@@ -60,16 +61,20 @@ def _entries(session: Session) -> tuple[list[CatalogEntry], list[LogEntry], list
         else:
             log.append(LogEntry(_iso(s.created_at), s.status, title, target, n, (), detail))
     disputes: list[DisputeView] = []
-    open_rows = session.scalars(select(Contradiction).where(Contradiction.status == "open")).all()
+    open_rows = session.scalars(
+        select(Contradiction).where((Contradiction.status == "open") | Contradiction.decision.is_not(None))
+    ).all()
     for x in open_rows:
         a, b = session.get(Claim, x.claim_a), session.get(Claim, x.claim_b)
         entity = session.get(Entity, x.entity_id)
         if a is None or b is None or entity is None:
             continue
         srcs = {s.id: s for s in session.scalars(select(Source).where(Source.id.in_({a.source_id, b.source_id})))}
+        decided = _iso(x.resolved_at or x.created_at)[:10]
+        resolution = decision_line(x.decision, x.resolved_by or "", decided, x.note or "") if x.decision else None
         disputes.append(
             DisputeView(entity.name, page_target(entity.page_path), claim_view(a, srcs), claim_view(b, srcs),
-                        x.reason, _iso(x.created_at))
+                        x.reason, _iso(x.created_at), resolution=resolution, kept=x.kept_claim)
         )
     return index, log, disputes
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,6 +49,7 @@ class Snapshot:
     claim_set: str
     prose_needed: bool
     sources: list[str]
+    reviews: list[tuple[int, str, str]] = field(default_factory=list)  # (dispute, decision, reviewer) not yet published
 
 
 def claim_view(c: Claim, sources: dict[str, Source]) -> ClaimView:
@@ -79,14 +80,24 @@ def snapshot(session: Session, entity_id: int) -> Snapshot | None:
     shown = sorted((c for c in claims if c.status in SHOWN), key=lambda c: (c.created_at, c.id))
     history = sorted((c for c in claims if c.status == "superseded"), key=lambda c: (c.created_at, c.id))
     conflicts = session.scalars(
-        select(Contradiction).where(Contradiction.entity_id == entity_id, Contradiction.status == "open")
+        select(Contradiction).where(
+            Contradiction.entity_id == entity_id,
+            (Contradiction.status == "open") | Contradiction.decision.is_not(None),
+        )
     ).all()
     by_id = {c.id: c for c in claims}
     conflict_views = [
-        ConflictView(claim_view(by_id[x.claim_a], sources), claim_view(by_id[x.claim_b], sources), x.reason)
+        ConflictView(
+            claim_view(by_id[x.claim_a], sources), claim_view(by_id[x.claim_b], sources), x.reason,
+            decision=x.decision, kept=x.kept_claim, resolved_by=x.resolved_by or "",
+            resolved_on=x.resolved_at.strftime("%Y-%m-%d") if x.resolved_at else "", note=x.note or "",
+        )
         for x in conflicts
         if x.claim_a in by_id and x.claim_b in by_id
     ]
+    reviews = sorted(
+        (x.id, str(x.decision), x.resolved_by or "") for x in conflicts if x.decision and x.review_commit is None
+    )
     related = _related(session, entity_id)
     page = session.scalar(select(Page).where(Page.path == entity.page_path))
     active_ids = sorted(c.id for c in shown if c.status != "duplicate")
@@ -113,6 +124,7 @@ def snapshot(session: Session, entity_id: int) -> Snapshot | None:
         claim_set=claim_set,
         prose_needed=cached is None and len(active_ids) >= COMPOSE_MIN_CLAIMS,
         sources=sorted(sources),
+        reviews=reviews,
     )
 
 
@@ -171,6 +183,7 @@ def _publish(deps: SynthDeps, snap: Snapshot, job: Job, assisted_by: str | None)
     trailers = [("Lore-Job", str(job.id)), *[("Lore-Source", s) for s in snap.sources]]
     if assisted_by:
         trailers.append(("Assisted-by", assisted_by))
+    trailers += [("Lore-Review", f"dispute {d} {decision} by {who}") for d, decision, who in snap.reviews]
 
     def build(current: Mapping[str, ReadResult]) -> dict[str, bytes | None]:
         page = current[snap.path]
@@ -255,6 +268,10 @@ def record_render(session: Session, deps: SynthDeps, snap: Snapshot, blob: str |
         page.prose_hash = snap.claim_set
     page.renders = (page.renders or 0) + 1
     entity.rendered_revision = max(entity.rendered_revision, snap.revision)
+    for dispute_id, _, _ in snap.reviews:
+        dispute = session.get(Contradiction, dispute_id)
+        if dispute is not None:
+            dispute.review_commit = commit or page.commit_id or ""
     session.flush()
     finish_sources(session, snap.sources)
     return [request_catalog(session, deps)]

@@ -21,7 +21,9 @@ from tests.services import free_port, wait_port
 INGEST_KEY = "ingest-secret-0123456789"
 READ_KEY = "reader-secret-0123456789"
 ADMIN_KEY = "admin-secret-0123456789ab"
-KEYS = [f"ingester:ingest:{INGEST_KEY}", f"reader:read:{READ_KEY}", f"root:admin:{ADMIN_KEY}"]
+CURATE_KEY = "curate-secret-0123456789"
+KEYS = [f"ingester:ingest:{INGEST_KEY}", f"reader:read:{READ_KEY}", f"root:admin:{ADMIN_KEY}",
+        f"reviewer:curate:{CURATE_KEY}"]
 
 
 @pytest.fixture(scope="module")

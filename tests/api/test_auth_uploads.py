@@ -34,7 +34,7 @@ def upload(client: TestClient, data: bytes = DOC, key: str | None = INGEST_KEY, 
 def test_bootstrap_keys_are_stored_hashed(client: TestClient, wiki_fx: WikiFixture) -> None:
     with wiki_fx.session_factory() as session:
         rows = {k.name: k for k in session.scalars(select(ApiKey))}
-    assert set(rows) == {"ingester", "reader", "root"}
+    assert set(rows) == {"ingester", "reader", "root", "reviewer"}
     assert rows["ingester"].key_hash == hashlib.sha256(INGEST_KEY.encode()).hexdigest()
     assert rows["root"].scopes == "admin"
     assert all(INGEST_KEY not in (k.key_hash + k.scopes + k.name) for k in rows.values())

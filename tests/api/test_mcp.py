@@ -12,10 +12,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from api.app import create_app
-from tests.api.conftest import INGEST_KEY, READ_KEY, deps_for, serve
+from tests.api.conftest import CURATE_KEY, INGEST_KEY, READ_KEY, deps_for, serve
 from tests.api.wiki_builder import WikiFixture
 
-TOOLS = {"query", "get_page", "list_pages", "page_history", "contradictions", "source_status", "ingest"}
+TOOLS = {"query", "get_page", "list_pages", "page_history", "contradictions", "source_status", "ingest",
+         "resolve_dispute"}
 
 
 def _client(port: int, key: str | None = None, host: str | None = None) -> Client:
@@ -150,3 +151,27 @@ def test_mcp_beyond_loopback_with_configured_hosts(fresh_wiki: WikiFixture) -> N
             headers={"Accept": "application/json, text/event-stream", "Host": "lore.example.com"},
         )  # fmt: skip
         assert raw.status_code == 421
+
+
+def test_mcp_resolves_a_dispute_with_a_curate_key_only(fresh_wiki: WikiFixture) -> None:
+    app = create_app(deps_for(fresh_wiki, open_reads=False, mcp_allowed_hosts=["lore.example.com:*"]))
+    args = {"dispute_id": 1, "decision": "keep", "claim": "c0k8s129aaaa", "note": "the ADR is newer"}
+
+    async def scenario(port: int) -> None:
+        async with _client(port, READ_KEY, host="lore.example.com:8443") as reader:
+            listed = _payload(await reader.call_tool("contradictions", {}))
+            assert [d["id"] for d in listed] == [1]
+            refused = await reader.call_tool("resolve_dispute", args)
+            assert refused.is_error
+            assert "curate" in _text(refused)
+        async with _client(port, CURATE_KEY, host="lore.example.com:8443") as curator:
+            done = _payload(await curator.call_tool("resolve_dispute", args))
+            assert done["dispute"]["decision"] == "keep"
+            assert done["dispute"]["resolved_by"] == "reviewer"
+            assert done["changed"] == {"c0k8s128bbbb": "superseded", "c0k8s129aaaa": "active"}
+            again = await curator.call_tool("resolve_dispute", args)
+            assert again.is_error
+            assert "already resolved" in _text(again)
+
+    with serve(app) as port:
+        anyio.run(scenario, port)

@@ -126,7 +126,7 @@ def test_contradictions_and_changes(client: TestClient, wiki_fx: WikiFixture) ->
         "Platform ADR 7",
         "Incident 2024-03 postmortem",
     }
-    assert client.get("/contradictions", params={"status": "resolved"}).json() == {"contradictions": []}
+    assert client.get("/contradictions", params={"status": "resolved"}).json() == {"contradictions": [], "total": 0}
     changes = client.get("/changes", params={"limit": 2}).json()["commits"]
     assert [c["id"] for c in changes] == [wiki_fx.commits[1], wiki_fx.commits[0]]
     assert PAYMENTS in changes[0]["paths"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench.eval_qa import QaInputError, load_questions, score_question, summarise
+from bench.eval_qa import MODES, QaInputError, load_questions, score_question, summarise
 from lore.cli import app
 from store.queries import Citation
 
@@ -44,8 +44,8 @@ def test_an_answer_phrase_counts_in_a_passage_or_a_quote_whatever_its_case_and_s
 
 def test_summary_by_kind():
     rows = [
-        {"kind": "cause", "modes": {m: {"answer_hit": 1.0, "source_recall": 1.0} for m in ("default", "tier3", "wiki")}},
-        {"kind": "fix", "modes": {m: {"answer_hit": 0.0, "source_recall": 0.5} for m in ("default", "tier3", "wiki")}},
+        {"kind": "cause", "modes": dict.fromkeys(MODES, {"answer_hit": 1.0, "source_recall": 1.0})},
+        {"kind": "fix", "modes": dict.fromkeys(MODES, {"answer_hit": 0.0, "source_recall": 0.5})},
     ]
     modes = summarise(rows, 5)
     assert modes["default"]["answer_hit@5"] == 0.5
