@@ -125,4 +125,5 @@ def source(source_id: str, ctx: AppContext = Depends(app_context)) -> HTMLRespon
 @router.get("/contradictions", response_class=HTMLResponse)
 def contradictions(ctx: AppContext = Depends(app_context)) -> HTMLResponse:
     rows = ctx.reads.contradictions("open", limit=500)
-    return render("contradictions.html", title="Conflicting sources", rows=rows)
+    decided = [r for r in ctx.reads.contradictions("resolved", limit=200) if r.decision]
+    return render("contradictions.html", title="Conflicting sources", rows=rows, decided=decided)

@@ -98,6 +98,8 @@ LIVE_CLAIMS = ("active", "disputed")
 ENTITY_BOOST = 1.1
 #: Candidates the fused search ranks, per hit wanted (at least ``MIN_POOL``).
 POOL_PER_HIT, MIN_POOL = 4, 20
+#: Share of a fused answer's hits kept for raw source chunks when the pool has them (rounded down).
+SOURCE_SHARE = 0.0
 
 
 class QueryVectorCache:
@@ -245,7 +247,7 @@ class QueryEngine:
             ranked.append(replace(h, score=round(h.score * (ENTITY_BOOST if own else 1.0), 6),
                                   tier=1 if own else 3 if h.kind == SOURCE else 2))
         ranked.sort(key=lambda h: -h.score)  # stable: the search's order breaks ties
-        hits = _without_repeats(ranked, k)
+        hits = _without_repeats(ranked, k, min_sources=int(k * SOURCE_SHARE) if with_sources else 0)
         return Answer(question, hits[0].tier, TIER_NAMES[hits[0].tier], entity_name, tuple(hits))
 
     def _names_in(self, question: str) -> tuple[str, set[str]] | None:
@@ -406,17 +408,23 @@ def _fold(text: str) -> str:
     return " ".join(words(text))
 
 
-def _without_repeats(ranked: Sequence[Hit], k: int) -> list[Hit]:
-    """The first ``k`` hits of ``ranked`` that show something the ones before them did not.
+def _without_repeats(ranked: Sequence[Hit], k: int, *, min_sources: int = 0) -> list[Hit]:
+    """The first ``k`` hits of ``ranked`` that show something the ones before them did not, of which at
+    least ``min_sources`` are raw chunks when ``ranked`` has that many (the order stays ``ranked``'s).
 
     A claim is a repeat when a chosen hit already cites it or a chosen chunk holds its quote; a section
     is a repeat when every claim it cites is cited already (a section without claims never is).
     """
+    need = min(min_sources, sum(1 for h in ranked if h.kind == SOURCE))
     chosen: list[Hit] = []
     cited: set[str] = set()
     shown: list[str] = []  # folded texts of chosen raw chunks
     for h in ranked:
+        if len(chosen) == k:
+            break
         ids = {c.claim_id for c in h.citations if c.claim_id}
+        if h.kind != SOURCE and k - len(chosen) <= need - len(shown):
+            continue  # the remaining places are the raw chunks'
         if h.kind == CLAIM:
             quote = _fold(h.citations[0].quote) if h.citations else ""
             if ids <= cited or (quote and any(quote in t for t in shown)):
@@ -427,6 +435,4 @@ def _without_repeats(ranked: Sequence[Hit], k: int) -> list[Hit]:
         cited |= ids
         if h.kind == SOURCE:
             shown.append(_fold(h.text))
-        if len(chosen) == k:
-            break
     return chosen

@@ -56,3 +56,6 @@ def test_resolve_needs_the_curate_scope_and_records_the_decision(
     assert resolved["contradictions"][0]["resolved_by"] == "reviewer"
     assert client.get("/contradictions", params={"status": "all", "entity": "nobody"}).json()["total"] == 0
     assert client.get("/contradictions", params={"status": "all", "decision": "dismiss"}).json()["total"] == 0
+    html = client.get("/ui/contradictions").text
+    assert "Resolved (one side kept) by reviewer: the ADR supersedes the incident report" in html
+    assert "No open disputes." in html
