@@ -132,3 +132,38 @@ def test_bad_decisions_are_refused_and_change_nothing(wiki, tmp_path):
     _resolve(wiki, dispute, "dismiss")
     with wiki.deps.session_factory() as s, s.begin(), pytest.raises(DisputeClosed, match="already resolved by alice"):
         resolve_dispute(s, dispute, "dismiss", reviewer="bob")
+
+
+def test_the_disputes_commands(wiki, tmp_path):
+    import json
+    import os
+    import sys
+
+    dispute, a, b, path = _disputed(wiki, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORE_")}
+    env.update(LORE_PATHS__DATA_DIR=str(tmp_path), COLUMNS="200",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+
+    def lore(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lore", "disputes", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    listed = lore("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    body = json.loads(listed.stdout)
+    assert body["total"] == 1
+    assert body["contradictions"][0]["id"] == dispute
+    shown = lore("show", str(dispute))
+    assert shown.returncode == 0, shown.stderr
+    assert a in shown.stdout and b in shown.stdout
+    bad = lore("resolve", str(dispute), "--decision", "keep")
+    assert bad.returncode == 1
+    assert "needs the claim to keep" in bad.stderr
+    done = lore("resolve", str(dispute), "--decision", "keep", "--claim", a, "--note", "older is right",
+                "--by", "carol", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["changed"] == {a: "active", b: "superseded"}
+    wiki.run()  # the workers' part: the render the command enqueued
+    assert "Dispute resolved (one side kept) by carol" in _page(wiki, path)
+    assert json.loads(lore("list", "--json").stdout)["total"] == 0
+    assert lore("show", "999").returncode == 1
