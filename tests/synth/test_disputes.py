@@ -155,7 +155,8 @@ def test_the_disputes_commands(wiki, tmp_path):
     assert body["contradictions"][0]["id"] == dispute
     shown = lore("show", str(dispute))
     assert shown.returncode == 0, shown.stderr
-    assert a in shown.stdout and b in shown.stdout
+    assert a in shown.stdout
+    assert b in shown.stdout
     bad = lore("resolve", str(dispute), "--decision", "keep")
     assert bad.returncode == 1
     assert "needs the claim to keep" in bad.stderr
