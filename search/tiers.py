@@ -8,13 +8,14 @@ Three kinds of evidence answer a question, each also askable alone (``tier=``):
 2. **pages**: hybrid search (BM25 + embeddings, fused) over page sections and claims;
 3. **sources**: the same search over raw source chunks.
 
-By default they are **fused**: one hybrid search ranks page sections, claims and raw chunks together by
-how well each matches the question (the same lexical and embedding scores, normalised over the one
-pool), so the wiki's evidence comes first when it matches better and a chunk that matches better is
-never hidden behind a thin page. A named entity does not decide the answer; its page's sections that
-match rank a little higher (``ENTITY_BOOST``). Evidence already shown is not repeated: a claim whose
-quote lies in a chunk or is cited by a section already in the answer is skipped, and so is a section
-whose claims are all cited already. ``mode="wiki"`` fuses tiers 1 and 2 only.
+By default they are **fused**: the wiki's evidence (page sections and claims) and the raw chunks are
+each ranked by the hybrid search (scores normalised per list, best 1.0), then merged by score, so the
+wiki's evidence comes first when it matches better. A named entity does not decide the answer; its
+page's sections and claims that match rank a little higher (``ENTITY_BOOST``). The raw chunks are ranked
+exactly as tier 3 alone ranks them, and ``SOURCE_SHARE`` of the places (3 of 5) are kept for the best of
+them, so a chunk that answers is never hidden behind thin pages. Evidence already shown is not repeated:
+a section or claim all of whose quotes are cited by a chosen hit or lie in a chosen chunk is skipped
+(several entities often cite the same sentence). ``mode="wiki"`` fuses tiers 1 and 2 only.
 
 The fused answer (and tiers 2 and 3 alone) answers only when the chunk closest to the question by
 embedding reaches ``min_similarity`` (cosine); otherwise the entity tier is asked alone. Each hit says
@@ -98,8 +99,9 @@ LIVE_CLAIMS = ("active", "disputed")
 ENTITY_BOOST = 1.1
 #: Candidates the fused search ranks, per hit wanted (at least ``MIN_POOL``).
 POOL_PER_HIT, MIN_POOL = 4, 20
-#: Share of a fused answer's hits kept for raw source chunks when the pool has them (rounded down).
-SOURCE_SHARE = 0.0
+#: Share of a fused answer's hits kept for raw source chunks when the pool has them (rounded down):
+#: chosen with ``lore eval qa`` on the embedded model's wiki and on the fake model's (docs/benchmarks.md).
+SOURCE_SHARE = 0.6
 
 
 class QueryVectorCache:
@@ -235,8 +237,13 @@ class QueryEngine:
     def _fused(self, question: str, k: int, *, with_sources: bool) -> Answer:
         """Sections, claims and (``with_sources``) raw chunks ranked together; see the module docstring."""
         named = self._names_in(question)
-        kinds = (*PAGE_KINDS, SOURCE) if with_sources else PAGE_KINDS
-        pool = self._tier_search(question, max(MIN_POOL, POOL_PER_HIT * k), kinds)
+        n = max(MIN_POOL, POOL_PER_HIT * k)
+        # Two searches, each with its own gate and feedback pass, so the raw chunks are ranked exactly as
+        # tier 3 alone ranks them: one search over both would let short page sections steer the chunks'
+        # feedback terms and push the chunk that answers down.
+        pool = self._tier_search(question, n, PAGE_KINDS)
+        if with_sources:
+            pool += self._tier_search(question, n, (SOURCE,))
         if not pool:
             entity, hits = self._tier_entity(question, k)
             return Answer(question, 1, "entity", entity, tuple(hits)) if hits else Answer(question, 0, "none", None, ())
@@ -412,27 +419,24 @@ def _without_repeats(ranked: Sequence[Hit], k: int, *, min_sources: int = 0) -> 
     """The first ``k`` hits of ``ranked`` that show something the ones before them did not, of which at
     least ``min_sources`` are raw chunks when ``ranked`` has that many (the order stays ``ranked``'s).
 
-    A claim is a repeat when a chosen hit already cites it or a chosen chunk holds its quote; a section
-    is a repeat when every claim it cites is cited already (a section without claims never is).
+    A section or claim is a repeat when every quote it cites is shown already: cited by a chosen hit
+    (several entities often cite the same sentence) or inside a chosen raw chunk. A section without
+    citations never is.
     """
     need = min(min_sources, sum(1 for h in ranked if h.kind == SOURCE))
     chosen: list[Hit] = []
-    cited: set[str] = set()
+    quotes: set[str] = set()  # folded quotes cited by chosen hits
     shown: list[str] = []  # folded texts of chosen raw chunks
     for h in ranked:
         if len(chosen) == k:
             break
-        ids = {c.claim_id for c in h.citations if c.claim_id}
         if h.kind != SOURCE and k - len(chosen) <= need - len(shown):
             continue  # the remaining places are the raw chunks'
-        if h.kind == CLAIM:
-            quote = _fold(h.citations[0].quote) if h.citations else ""
-            if ids <= cited or (quote and any(quote in t for t in shown)):
-                continue
-        elif h.kind == SECTION and ids and ids <= cited:
+        cited = {_fold(c.quote) for c in h.citations if c.claim_id and c.quote.strip()}
+        if h.kind != SOURCE and cited and all(q in quotes or any(q in t for t in shown) for q in cited):
             continue
         chosen.append(h)
-        cited |= ids
+        quotes |= cited
         if h.kind == SOURCE:
             shown.append(_fold(h.text))
     return chosen
