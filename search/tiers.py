@@ -420,8 +420,8 @@ def _without_repeats(ranked: Sequence[Hit], k: int, *, min_sources: int = 0) -> 
     least ``min_sources`` are raw chunks when ``ranked`` has that many (the order stays ``ranked``'s).
 
     A section or claim is a repeat when every quote it cites is shown already: cited by a chosen hit
-    (several entities often cite the same sentence) or inside a chosen raw chunk. A section without
-    citations never is.
+    (several entities often cite the same sentence) or inside a chosen raw chunk. A section that cites
+    nothing (a list of related pages) is left out: it is no evidence.
     """
     need = min(min_sources, sum(1 for h in ranked if h.kind == SOURCE))
     chosen: list[Hit] = []
@@ -433,7 +433,9 @@ def _without_repeats(ranked: Sequence[Hit], k: int, *, min_sources: int = 0) -> 
         if h.kind != SOURCE and k - len(chosen) <= need - len(shown):
             continue  # the remaining places are the raw chunks'
         cited = {_fold(c.quote) for c in h.citations if c.claim_id and c.quote.strip()}
-        if h.kind != SOURCE and cited and all(q in quotes or any(q in t for t in shown) for q in cited):
+        if h.kind != SOURCE and not cited:
+            continue  # a section that cites nothing (a Related list of links) is no evidence
+        if h.kind != SOURCE and all(q in quotes or any(q in t for t in shown) for q in cited):
             continue
         chosen.append(h)
         quotes |= cited
