@@ -68,7 +68,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 def embedded_server(settings: Settings, log_path: Path | None) -> LlamaServer:
     """The embedded model server as the settings describe it: the one place Lore builds it
-    (``lore up`` and ``lore eval conflicts`` start it through here).
+    (``lore up``, ``lore eval conflicts`` and ``lore eval qa`` start it through here).
 
     Args:
         settings: ``LORE_LLM__LOCAL_*``, the model name and file.
