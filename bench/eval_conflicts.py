@@ -446,7 +446,7 @@ def run_judge_only(path: Path, client: Any, *, sample_n: int = 100, seed: int = 
     model_tasks: list[tuple[GoldPair, Claim, Claim]] = []
     for gp in chosen:
         a, b = _claim(gp.pair.a, gp.attr_key), _claim(gp.pair.b, gp.attr_key)
-        decided = judge_flow.decide_by_code(a, b, None) if gp.attr_key else None
+        decided = judge_flow.decide_by_code(a, b, None)
         if decided is not None:
             predictions.append((gp, decided, False))
         else:

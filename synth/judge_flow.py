@@ -151,6 +151,8 @@ def verdict(
 ) -> Decision:
     """Map the model's reading of a pair to a verdict, with the vetoes code keeps for itself.
 
+    - equal values (``slots.same_value``) are never a disagreement: ``duplicate`` if the model read one
+      question, else ``unrelated``;
     - not the same question: ``unrelated``;
     - the same answer: ``duplicate``, unless the values are dates or numbers that differ;
     - both can be true: ``unrelated``, unless the attribute cannot change and its dates or numbers differ;
@@ -158,6 +160,10 @@ def verdict(
     - otherwise ``disputes``.
     """
     why = " ".join(answer.reason.split())[:300]
+    if slots.same_value(_value(a), _value(b)):
+        if answer.same_question:
+            return Decision("duplicate", None, "same value")
+        return Decision("unrelated", None, why or "not the same question")
     if not answer.same_question:
         return Decision("unrelated", None, why or "not the same question")
     differ = slots.hard_differ(_value(a), _value(b))

@@ -175,6 +175,9 @@ def _answer(**kw) -> PairAnswer:
 
 @pytest.mark.parametrize(("answer", "attr", "va", "vb", "expected"), [
     (_answer(same_question=False), "population", "1", "2", "unrelated"),
+    (_answer(same_question=False), "sport", "Baseball", "baseball", "unrelated"),
+    (_answer(same_question=True, same_answer=False), "sport", "Baseball", "baseball", "duplicate"),
+    (_answer(), "construction date", "1875", "1875", "duplicate"),
     (_answer(same_answer=True), "owner", "Team Atlas", "Atlas team", "duplicate"),
     (_answer(same_answer=True), "population", "3,559", "10,000", "disputes"),  # numbers differ: never a duplicate
     (_answer(both_true=True), "cast", "Tom Hanks", "Meg Ryan", "unrelated"),
