@@ -5,8 +5,10 @@ Chunks are raw source pieces (``kind="source"``), page sections (``"section"``) 
 model call other than one sentence embedding of the query:
 
 1. lexical: BM25 over analyzed terms, the title weighted above the text, plus the query's adjacent word
-   pairs as phrases (``search_lexical``); dense: cosine similarity to whole-chunk and window vectors
-   (``search_dense``); each list keeps its best ``pool`` chunks;
+   pairs as phrases, from a per-process inverted index (``search.lexical_cache``;
+   ``SearchConfig(lexical="sql")`` asks SQLite FTS5 or PostgreSQL text search instead,
+   ``search.lexical``); dense: cosine similarity to whole-chunk and window vectors (``search.dense``);
+   each list keeps its best ``pool`` chunks;
 2. fusion: ``bm25_weight * lexical + (1 - bm25_weight) * dense`` on min-max normalised scores
    (``search_fusion.fuse``); ``SearchConfig(fusion="rrf")`` uses reciprocal rank fusion instead;
 3. feedback (mode ``"hybrid"``): the best ``feedback_docs`` chunks of that first pass expand the query
@@ -15,8 +17,9 @@ model call other than one sentence embedding of the query:
    way, is the answer. It reaches passages one step away from the question (the second hop of a
    multi-hop question, other pieces of the same document) that share words with the first hits.
 
-Writes keep the database authoritative: each one moves the generation token of its kind
-(``search_state``) in the same transaction, and a search reloads only the vectors that changed.
+Writes keep the database authoritative (the full-text table or index is maintained with every write,
+whichever lexical side searches): each one moves the generation token of its kind (``search_state``)
+in the same transaction, and a search reloads only the vectors and postings of chunks that changed.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from search.dense import DenseCache, pack
 from search.embedding import Embedder, normalise
 from search.errors import IndexMismatch, SearchError
 from search.fusion import fuse, rrf, top
-from search.lexical import LexicalBackend
+from search.lexical import TITLE_WEIGHT, LexicalBackend
+from search.lexical_cache import LexicalCache
 from search.text import ANALYZER_VERSION, QueryTerms, Term, analyze, chunk_text, query_terms
 from store import search_state
 from store.models import Chunk
@@ -95,6 +99,7 @@ class SearchConfig:
     rocchio_beta: float = 0.5  # weight of the feedback centroid added to the query vector
     window_tokens: int = 48  # a text longer than this also gets one vector per window of this size
     window_weight: float = 0.5  # share of the best window in a chunk's dense score
+    lexical: Literal["memory", "sql"] = "memory"  # in-process inverted index, or the database's full text
 
 
 #: The shared sets the defaults above were chosen on (``lore eval tune-retrieval``; docs/benchmarks.md
@@ -140,6 +145,7 @@ class SearchIndex:
         self.config = config or SearchConfig()
         self._lexical = LexicalBackend(engine.dialect.name)
         self._dense: DenseCache | None = None
+        self._postings = LexicalCache(TITLE_WEIGHT)
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self.embedded = 0  # chunks embedded by this instance so far
@@ -307,13 +313,12 @@ class SearchIndex:
         qt = query_terms(query)
         phrases = list(qt.phrases) if cfg.phrases else []
         with self.engine.connect() as conn:
+            self._refresh(conn, kinds, dense=mode != "bm25", lexical=mode != "dense")
             lex: dict[int, float] = {}
             dense: dict[int, float] = {}
             if mode != "dense":
-                lex = dict(self._lexical.search(conn, qt.terms, phrases, kinds, n))
+                lex = dict(self._lexical_top(conn, qt.terms, phrases, kinds, n))
             if mode != "bm25":
-                for kind, token in search_state.generations(conn, kinds).items():
-                    cache.refresh(conn, kind, token)
                 qvec = self.query_vector(query)
                 dense = self._dense_top(cache, kinds, qvec, n)
             scores = lex if mode == "bm25" else dense if mode == "dense" else self._fuse(lex, dense)
@@ -322,6 +327,36 @@ class SearchIndex:
                 scores = self._fuse(lex, dense)
             conn.rollback()
         return [(i, scores[i]) for i in top(scores, k)]
+
+    def _refresh(self, conn: Connection, kinds: Sequence[str], *, dense: bool, lexical: bool) -> None:
+        """Bring the in-memory sides a search needs up to the kinds' generation tokens."""
+        lexical = lexical and self.config.lexical == "memory"
+        if not (dense or lexical):
+            return
+        cache = self._cache()
+        for kind, token in search_state.generations(conn, kinds).items():
+            if dense:
+                cache.refresh(conn, kind, token)
+            if lexical:
+                self._postings.refresh(conn, kind, token)
+
+    def warm(self, kinds: Sequence[str] = KINDS) -> None:
+        """Load the in-memory vectors and postings of ``kinds`` now rather than at the first search."""
+        with self.engine.connect() as conn:
+            self._refresh(conn, kinds, dense=True, lexical=True)
+            conn.rollback()
+
+    def _lexical_top(
+        self,
+        conn: Connection,
+        terms: Sequence[Term],
+        phrases: Sequence[tuple[Term, Term]],
+        kinds: Sequence[str],
+        n: int,
+    ) -> list[tuple[int, float]]:
+        if self.config.lexical == "sql":
+            return self._lexical.search(conn, terms, phrases, kinds, n)
+        return self._postings.search(kinds, [t.stem for t in terms], [(a.stem, b.stem) for a, b in phrases], n)
 
     def _fuse(self, lex: dict[int, float], dense: dict[int, float]) -> dict[int, float]:
         if self.config.fusion == "rrf":
@@ -371,8 +406,8 @@ class SearchIndex:
         seeds = top(first, self.config.feedback_docs)
         best = first[seeds[0]]
         weights = {i: (first[i] / best if best > 0 else 1.0) for i in seeds}
-        extra = self._feedback_terms(conn, weights, qt.stems)
-        lex = dict(self._lexical.search(conn, [*qt.terms, *extra], phrases, kinds, n))
+        extra = self._feedback_terms(conn, kinds, weights, qt.stems)
+        lex = dict(self._lexical_top(conn, [*qt.terms, *extra], phrases, kinds, n))
         vectors = cache.whole_vectors(seeds)
         if not vectors:
             return lex, self._dense_top(cache, kinds, qvec, n)
@@ -381,7 +416,9 @@ class SearchIndex:
         q2 = normalise(qvec + self.config.rocchio_beta * centroid)[0]
         return lex, self._dense_top(cache, kinds, q2, n)
 
-    def _feedback_terms(self, conn: Connection, seeds: dict[int, float], exclude: set[str]) -> list[Term]:
+    def _feedback_terms(
+        self, conn: Connection, kinds: Sequence[str], seeds: dict[int, float], exclude: set[str]
+    ) -> list[Term]:
         """The most distinctive terms of the seed chunks: weighted relative frequency x idf."""
         weight: dict[str, float] = {}
         surface: dict[str, Counter[str]] = {}
@@ -393,7 +430,10 @@ class SearchIndex:
         candidates = [Term(s, surface[s].most_common(1)[0][0]) for s in weight if s not in exclude and not s.isdigit()]
         if not candidates:
             return []
-        total, dfs = self._lexical.doc_freqs(conn, candidates)
+        if self.config.lexical == "sql":
+            total, dfs = self._lexical.doc_freqs(conn, candidates)
+        else:
+            total, dfs = self._postings.doc_freqs(kinds, [t.stem for t in candidates])
         scored = []
         for term in candidates:
             df = dfs.get(term.stem, 0)

@@ -58,6 +58,8 @@ def _stemmer() -> Stemmer.Stemmer:
 
 def fold(text: str) -> str:
     """Lowercase and strip accents (``Café`` -> ``cafe``)."""
+    if text.isascii():  # nothing to decompose: the common case, and far cheaper
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -74,9 +76,14 @@ def analyze(text: str) -> list[Term]:
     return [Term(s, w) for s, w in zip(stems, kept, strict=True)]
 
 
+def stems(text: str) -> list[str]:
+    """The stems of :func:`analyze`, in order, without building ``Term`` objects (for bulk indexing)."""
+    return _stemmer().stemWords([w for w in words(text) if w not in STOPWORDS])
+
+
 def index_text(text: str) -> str:
     """``text`` as the space-separated stems stored in the SQLite full-text table."""
-    return " ".join(t.stem for t in analyze(text))
+    return " ".join(stems(text))
 
 
 @dataclass(frozen=True, slots=True)

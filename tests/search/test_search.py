@@ -124,12 +124,16 @@ def test_ensure_index_is_idempotent_and_keeps_content(engine: Engine, index: Sea
 
 
 def test_an_analyzer_change_rebuilds_the_full_text_table(engine: Engine, index: SearchIndex) -> None:
+    # The SQL side reads the table directly. A fresh instance rebuilds a stale table on first use
+    # (``ensure_index``), so this one is set up before the table goes stale.
+    sql = SearchIndex(engine, index.embedder, SearchConfig(lexical="sql"))
+    sql.ensure_index()
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES ('delete-all')"))
         conn.execute(text("UPDATE index_state SET commit_id = 'older-analyzer' WHERE name = 'search:fts'"))
-    assert index.search("controller broker", 1, kinds=("source",), mode="bm25") == []
+    assert sql.search("controller broker", 1, kinds=("source",), mode="bm25") == []
     ensure_index(engine)
-    assert refs(index.search("controller broker", 1, kinds=("source",), mode="bm25")) == ["kafka"]
+    assert refs(sql.search("controller broker", 1, kinds=("source",), mode="bm25")) == ["kafka"]
 
 
 def test_fts_created_for_existing_chunks_is_filled(tmp_path: Path, minilm: SentenceTransformerEmbedder) -> None:
@@ -140,7 +144,7 @@ def test_fts_created_for_existing_chunks_is_filled(tmp_path: Path, minilm: Sente
         conn.execute(text("DROP TABLE chunks_fts_vocab"))
         conn.execute(text("DROP TABLE chunks_fts"))
     ensure_index(eng)
-    fresh = SearchIndex(eng, minilm)
+    fresh = SearchIndex(eng, minilm, SearchConfig(lexical="sql"))
     assert refs(fresh.search("ConfigMap", 1, kinds=("source",), mode="bm25")) == ["dns"]
     eng.dispose()
 
