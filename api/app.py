@@ -9,6 +9,7 @@ the one handler of :mod:`api.errors`.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,7 +40,10 @@ from api.reads import ReadService
 from api.request_id import RequestIdMiddleware
 from api.routes import disputes, health, ledger, lint, pages, query, sources_write
 from api.security import SecurityHeadersMiddleware
+from api.session import SessionCodec
 from api.ui import router as ui_router
+from api.ui_actions import router as ui_actions_router
+from api.ui_auth import router as ui_auth_router
 from search.tiers import QueryEngine
 from store.db import unit_of_work
 
@@ -59,6 +63,11 @@ same through MCP (streamable HTTP) at `/mcp`; people can browse `/ui`. This expl
 
 Errors are `{"error": ClassName, "detail": message}`.
 """
+
+
+def _ephemeral_secret() -> str:
+    log.info("no session secret given: web UI logins last until this app stops")
+    return secrets.token_urlsafe(48)
 
 
 def create_app(deps: ApiDeps) -> FastAPI:
@@ -84,6 +93,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         upload_limiter=RateLimiter(deps.uploads_per_minute, 60.0, storage_uri=deps.rate_limit_storage),
         registry=registry,
         usage=UsageRecorder(deps.session_factory),
+        sessions=SessionCodec(deps.session_secret or _ephemeral_secret(), deps.session_max_age_s),
     )
     mcp = build_mcp(ctx)
     mcp_endpoint = McpGate(mcp, ctx)
@@ -114,7 +124,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
     install_error_handler(app)
     for module in (pages, ledger, sources_write, disputes, query, health, lint):
         app.include_router(module.router)
-    app.include_router(ui_router)
+    for ui_part in (ui_auth_router, ui_router, ui_actions_router):
+        app.include_router(ui_part)
     install_docs(app)
     app.router.routes.append(Route("/mcp", endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

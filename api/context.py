@@ -17,6 +17,7 @@ from api.deps import ApiDeps
 from api.keys import UsageRecorder
 from api.ratelimit import RateLimiter
 from api.reads import ReadService
+from api.session import SessionCodec
 
 #: Declares the bearer scheme in the OpenAPI document; the header is checked by :func:`authorize`.
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <secret>`.")
@@ -31,6 +32,7 @@ class AppContext:
     upload_limiter: RateLimiter
     registry: CollectorRegistry
     usage: UsageRecorder | None = None
+    sessions: SessionCodec | None = None  # the web UI's login cookies (None: the UI has no login)
 
     def authorize(self, authorization: str | None, scope: str) -> Principal:
         """Check a raw ``Authorization`` header for ``scope`` (see :func:`api.auth.authorize`).

@@ -64,6 +64,9 @@ class ApiDeps:
             (DNS-rebinding protection, :func:`api.mcp_server.transport_security`); None or empty
             accepts loopback names only, ``["*"]`` any.
         cors_origins: browser origins allowed cross-site (CORS); empty adds no CORS headers.
+        session_secret: signs the web UI's login cookies; every API replica needs the same one. None:
+            a random secret for this app only (logins end when it restarts).
+        session_max_age_s: how long a web UI login lasts.
         metrics_dir: the multiprocess Prometheus folder the workers write to (``/metrics`` sums it);
             None: this process's own model metrics only.
         extra: anything else a caller wants to carry (not used by the API itself).
@@ -86,4 +89,6 @@ class ApiDeps:
     mcp_allowed_hosts: list[str] | None = None
     cors_origins: list[str] = field(default_factory=list)
     metrics_dir: Path | None = None
+    session_secret: str | None = None
+    session_max_age_s: int = 12 * 3600
     extra: dict[str, Any] = field(default_factory=dict)

@@ -6,6 +6,7 @@
     ├── NotFound          a page, source, entity or revision that does not exist       404
     ├── BadRequest        a well-formed request the domain cannot answer              400
     ├── Unauthorized      no API key, or a key that matches none                      401
+    │   └── LoginRequired a web UI page or form that needs a login (a browser is sent to log in)
     ├── Forbidden         a valid key without the scope the route needs               403
     ├── PayloadTooLarge   an upload passed ``max_upload_bytes`` while streaming       413
     └── RateLimited       too many uploads from one key or client in a minute         429
@@ -22,10 +23,11 @@ from __future__ import annotations
 import logging
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -57,6 +59,11 @@ class BadRequest(ApiError):
 
 class Unauthorized(ApiError):
     """No API key, or an unknown or revoked one."""
+
+
+class LoginRequired(Unauthorized):
+    """A web UI request without a (valid) login where one is needed: a browser's page request is
+    redirected to ``/ui/login``, anything else gets the 401 page."""
 
 
 class Forbidden(ApiError):
@@ -151,6 +158,10 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, OperationalError):
         body["detail"] = "the database is busy or unreachable; retry shortly"  # no SQL in responses
     if request.url.path.startswith("/ui"):
+        browser_get = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if isinstance(exc, LoginRequired) and browser_get:
+            wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse("/ui/login?next=" + quote(wanted, safe=""), status_code=303)
         return HTMLResponse(_error_page(status, body), status_code=status, headers=headers)
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -161,7 +172,8 @@ def _error_page(status: int, body: dict[str, Any]) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error</title>'
         '<link rel="stylesheet" href="/static/lore.css"></head><body><main>'
         f"<h1>{status} {escape(body['error'])}</h1><p>{escape(body['detail'])}</p>"
-        '<p><a href="/ui">Back to the catalog</a></p></main></body></html>'
+        + ('<p><a href="/ui/login">Log in</a></p>' if status == 401 else "")
+        + '<p><a href="/ui">Back to the catalog</a></p></main></body></html>'
     )
 
 

@@ -206,14 +206,14 @@ def build_mcp(ctx: AppContext) -> MCPServer:
         claim: Annotated[str | None, Field(max_length=40, description="The claim id to keep (keep only).")] = None,
         note: Annotated[str, Field(max_length=2000, description="Why (shown on the page).")] = "",
     ) -> dict[str, Any]:
-        from api.routes.disputes import resolve
         from api.schemas import ResolveIn
+        from api.writes import resolve
 
         headers = context.headers or {}
         try:
             principal = ctx.authorize(headers.get("authorization"), "curate")
             body = ResolveIn(decision=decision, claim=claim, note=note)
-            return resolve(ctx, dispute_id, body, principal.name).model_dump(mode="json")
+            return resolve(ctx.deps, dispute_id, body, principal.name).model_dump(mode="json")
         except DOMAIN_ERRORS as exc:
             raise _tool_error(exc) from None
 

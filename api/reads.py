@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.cache import LruCache
 from api.errors import BadRequest, NotFound
+from api.graph import Edge, GraphView, layout
 from api.schemas import CitationOut, ClaimOut, PageListOut, PageOut, PageSummaryOut
 from api.wiki_view import PageText, Revision, WikiView, page_type
 from search.tiers import Answer, QueryEngine
@@ -48,6 +49,7 @@ from store.queries import (
     page_claims,
     page_disputes,
     source_detail,
+    source_for_page,
 )
 from wiki.markdown import extract_footnote_refs, to_html
 
@@ -268,6 +270,73 @@ class ReadService:
         view = UiPage(page, body_html, tuple(cites[r] for r in refs if r in cites), tuple(disputes))
         self._ui.put(key, view, len(body_html) * 2 + len(page.text))
         return view
+
+    # --- links between pages -----------------------------------------------------------------------
+
+    def backlinks(self, path: str) -> list[tuple[str, str]]:
+        """``(path, title)`` of the pages at HEAD that link to ``path``: entity and source pages by
+        title, then the catalog pages (index, log, contradictions)."""
+        rev = self.wiki.revision()
+        graph = self.wiki.link_graph(rev)
+        _, _, titles = self.wiki.pages(rev)
+        found = [(p, titles.get(p, p)) for p in graph.into.get(path, frozenset())]
+        return sorted(found, key=lambda t: (page_type(t[0]) == "catalog", t[1].casefold(), t[0]))
+
+    def neighbourhood(self, path: str) -> GraphView:
+        """The entity pages one and two links away from ``path``, laid out for drawing.
+
+        Links are the ledger's relations between entities (labelled) and the wikilinks between pages
+        in either direction; source and catalog pages are left out (every entity links to its sources).
+
+        Raises:
+            NotFound: no page at ``path``.
+        """
+        page = self.wiki.read(path)
+        rev = self.wiki.revision()
+        graph = self.wiki.link_graph(rev)
+        _, _, titles = self.wiki.pages(rev)
+        titles = {**titles, path: page.title}
+        edges: list[Edge] = []
+        with self.session_factory() as session:
+
+            def around(at: str) -> list[str]:
+                near: dict[str, None] = {}
+                entity = entity_for_page(session, at)
+                if entity is not None:
+                    view = entity_view(session, entity)
+                    for relation, _name, other in view.links_out:
+                        edges.append(Edge(at, other, relation))
+                        near[other] = None
+                    for relation, _name, other in view.links_in:
+                        edges.append(Edge(other, at, relation))
+                        near[other] = None
+                for other in sorted(graph.out.get(at, ())):
+                    edges.append(Edge(at, other))
+                    near[other] = None
+                for other in sorted(graph.into.get(at, ())):
+                    edges.append(Edge(other, at))
+                    near[other] = None
+                return [p for p in near if p != at and p in titles and page_type(p) not in ("sources", "catalog")]
+
+            inner = around(path)
+            outer: dict[str, list[str]] = {}
+            for p in inner[:20]:
+                outer[p] = [q for q in around(p) if q != path and q not in inner]
+        return layout(path, inner, outer, edges, titles)
+
+    def open_disputes(self, path: str) -> list[ContradictionView]:
+        """The open disputes on the entity whose page is ``path`` (none for other pages)."""
+        with self.session_factory() as session:
+            entity = entity_for_page(session, path)
+            if entity is None:
+                return []
+            return list_contradictions(session, status="open", entity_id=entity.id, limit=100)
+
+    def page_source(self, path: str) -> str | None:
+        """The id of the source whose summary page is ``path``, or None."""
+        with self.session_factory() as session:
+            found = source_for_page(session, path)
+            return None if found is None else found.id
 
     def citations(self, refs: Sequence[str]) -> dict[str, Citation]:
         """The citations behind footnote labels (claim ids)."""

@@ -1,9 +1,13 @@
 """Security headers on every response (a pure ASGI middleware, so streaming responses keep streaming).
 
-The Content-Security-Policy allows no script at all: the web UI is server-rendered and needs none, and
-whatever a page's markdown or a model's prose contains, a browser will not run it. Styles come from the
-app's own static CSS file only (no inline ``style``), images from the app or ``data:``, forms post to the
-app, and no other site may frame it.
+The Content-Security-Policy allows no script at all: whatever a page's markdown or a model's prose
+contains, a browser will not run it. Styles come from the app's own static CSS file only (no inline
+``style``), images from the app or ``data:``, forms post to the app, and no other site may frame it.
+
+The web UI's own pages (``api.ui_render``) send :data:`UI_CONTENT_SECURITY_POLICY` instead: the same
+policy with ``script-src 'self'``, for the one small vendored file ``/static/lore.js`` (``/`` focuses
+search, drag and drop onto the upload form). Inline script and ``eval`` stay forbidden, and
+``nosniff`` keeps a same-origin response that is not JavaScript (a page's markdown) from running as one.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'none'; "
     "frame-ancestors 'none'"
 )
+
+UI_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace("script-src 'none'", "script-src 'self'")
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),

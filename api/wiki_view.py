@@ -29,6 +29,7 @@ from store.git_reader import GitReader
 from store.git_store import GitStore
 from store.queries import entity_names, entity_paths, page_meta
 from wiki.links import LinkIndex, PageRef
+from wiki.markdown import extract_wikilinks
 from wiki.page import parse_page
 
 WIKI_PREFIX = "wiki/"
@@ -77,6 +78,16 @@ class _Links:
     titles: dict[str, str]
 
 
+@dataclass(frozen=True)
+class LinkGraph:
+    """The wikilinks between pages at one HEAD: ``out[p]`` are the pages ``p`` links to, ``into[p]`` the
+    pages that link to ``p`` (its backlinks); links of a page to itself and dangling links are left out."""
+
+    key: tuple[str | None, str | None]
+    out: dict[str, frozenset[str]]
+    into: dict[str, frozenset[str]]
+
+
 def parse(path: str, blob_id: str, commit: str | None, content: bytes) -> PageText:
     """A page file as :class:`PageText`."""
     text = content.decode("utf-8", "replace")
@@ -107,6 +118,11 @@ class WikiView:
         self._lock = threading.Lock()
         self._links: _Links | None = None
         self._parsed: LruCache[tuple[str, str], PageText] = LruCache(max_items=page_cache_items)
+        self._graph: LinkGraph | None = None
+        self._graph_lock = threading.Lock()
+        # blob id -> the wikilink targets written in it: a blob never changes, so a new HEAD re-reads
+        # only the pages that changed.
+        self._targets: LruCache[str, tuple[str, ...]] = LruCache(max_items=page_cache_items * 2)
 
     # --- the object reader -------------------------------------------------------------------------
 
@@ -205,6 +221,50 @@ class WikiView:
             return None if path is None else href_for(path)
 
         return resolve
+
+    def link_graph(self, rev: Revision | None = None) -> LinkGraph:
+        """Which page links to which at HEAD, rebuilt when HEAD or the ledger's names move.
+
+        The first build reads every page once; later builds read only blobs not seen before and
+        resolve every link again (a new page or alias can make a dangling link resolve).
+        """
+        snap = self._snap(rev)
+        graph = self._graph
+        if graph is not None and graph.key == snap.key:
+            return graph
+        with self._graph_lock:
+            graph = self._graph
+            if graph is None or graph.key != snap.key:
+                graph = self._build_graph(snap)
+                self._graph = graph
+            return graph
+
+    def _build_graph(self, snap: _Links) -> LinkGraph:
+        reader = self.reader()
+        commit, blobs = self.head_blobs()
+        if reader is None or commit != snap.key[0]:  # HEAD moved meanwhile: the next call rebuilds
+            blobs = {}
+        out: dict[str, set[str]] = {}
+        into: dict[str, set[str]] = {}
+        for path in snap.pages:
+            blob_id = blobs.get(path)
+            if blob_id is None or reader is None:
+                continue
+            targets = self._targets.get(blob_id)
+            if targets is None:
+                text = reader.blob(blob_id).decode("utf-8", "replace")
+                targets = tuple(dict.fromkeys(link.target for link in extract_wikilinks(text) if link.target))
+                self._targets.put(blob_id, targets, 64 + sum(len(t) for t in targets))
+            for target in targets:
+                found = snap.links.resolve(target)
+                if found is not None and found != path:
+                    out.setdefault(path, set()).add(found)
+                    into.setdefault(found, set()).add(path)
+        return LinkGraph(
+            snap.key,
+            {p: frozenset(v) for p, v in out.items()},
+            {p: frozenset(v) for p, v in into.items()},
+        )
 
     # --- one page ----------------------------------------------------------------------------------
 

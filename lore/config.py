@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -196,6 +196,14 @@ class APISettings(BaseModel):
         description="Browser origins allowed to call the API cross-site (CORS), e.g. "
         '`["https://portal.example.com"]`; empty: no CORS headers (same-origin only).',
     )
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Signs the web UI's login cookies (at least 32 characters; the same on every API "
+        "replica). Unset: generated once and kept in `<data_dir>/session.key`.",
+    )
+    session_max_age_s: int = Field(
+        12 * 3600, ge=60, le=30 * 24 * 3600, description="How long a web UI login lasts, in seconds."
+    )
 
     @field_validator("mcp_allowed_hosts")
     @classmethod
@@ -208,6 +216,13 @@ class APISettings(BaseModel):
                 host, port = pattern, ""
             if not host or any(c in host for c in "/ *") or (sep and port != "*" and not port.isdigit()):
                 raise ValueError(f"{pattern!r} is not a `host`, `host:port` or `host:*` pattern")
+        return v
+
+    @field_validator("session_secret")
+    @classmethod
+    def _session_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 32:
+            raise ValueError("the session secret needs at least 32 characters")
         return v
 
     @field_validator("root_path")

@@ -457,8 +457,20 @@ class Wiring:
             mcp_allowed_hosts=list(s.api.mcp_allowed_hosts) or None,
             cors_origins=list(s.api.cors_origins),
             metrics_dir=s.metrics_dir,
+            session_secret=self.session_secret(),
+            session_max_age_s=s.api.session_max_age_s,
         )
         return create_app(deps)
+
+    def session_secret(self) -> str:
+        """The web UI's cookie-signing secret: ``LORE_API__SESSION_SECRET``, else the one generated into
+        ``<data_dir>/session.key`` on first use (so logins survive a restart)."""
+        from api.session import load_or_create_secret
+
+        configured = self.settings.api.session_secret
+        if configured is not None:
+            return configured.get_secret_value()
+        return load_or_create_secret(self.settings.paths.data_dir / "session.key")
 
     def close(self) -> None:
         """Release engines and HTTP clients built so far."""

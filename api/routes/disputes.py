@@ -7,22 +7,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
 from api.context import AppContext, app_context, curator
-from api.schemas import ContradictionOut, ErrorOut, ResolveIn, ResolveOut
-from store.queries import list_contradictions
-from synth.disputes import resolve_dispute
+from api.schemas import ErrorOut, ResolveIn, ResolveOut
+from api.writes import resolve
 
 router = APIRouter(tags=["contradictions"])
-
-
-def resolve(ctx: AppContext, dispute_id: int, body: ResolveIn, reviewer: str) -> ResolveOut:
-    """Record the decision in one transaction, then dispatch the entity's render."""
-    with ctx.deps.session_factory() as session, session.begin():
-        done = resolve_dispute(session, dispute_id, body.decision, reviewer=reviewer, claim=body.claim,
-                               note=body.note)
-    ctx.deps.dispatch(list(done.job_ids))
-    with ctx.deps.session_factory() as session:
-        view = list_contradictions(session, status=None, dispute_ids=[dispute_id], limit=1)[0]
-    return ResolveOut(dispute=ContradictionOut.model_validate(view), changed=done.changed, job_ids=list(done.job_ids))
 
 
 @router.post(
@@ -48,4 +36,4 @@ async def resolve_contradiction(
     `dismiss` a false flag. The decision, note and reviewer (this key's name) are kept in the ledger; the
     entity's page is re-rendered showing them, in a commit with a `Lore-Review` trailer."""
     reviewer = "anonymous" if principal.anonymous else principal.name
-    return await run_in_threadpool(resolve, ctx, dispute_id, body, reviewer)
+    return await run_in_threadpool(resolve, ctx.deps, dispute_id, body, reviewer)

@@ -11,6 +11,7 @@ from api.context import AppContext, administrator, app_context, ingester
 from api.intake import submit_document
 from api.schemas import ErrorOut, RetractOut, UploadOut
 from api.uploads import read_upload
+from api.writes import retract
 
 router = APIRouter(tags=["sources"])
 
@@ -77,16 +78,6 @@ async def upload_source(
     return JSONResponse(out.model_dump(), status_code=202 if created else 200)
 
 
-def _retract(ctx: AppContext, source_id: str) -> RetractOut:
-    from synth.lifecycle import request_retraction
-
-    with ctx.deps.session_factory() as session, session.begin():
-        job = request_retraction(session, source_id)
-        out = RetractOut(source_id=source_id, job_id=job.id, status=job.state)
-    ctx.deps.dispatch([out.job_id])
-    return out
-
-
 @router.delete(
     "/sources/{source_id}",
     status_code=202,
@@ -105,4 +96,4 @@ async def retract_source(
 ) -> RetractOut:
     """Retract a source: its claims leave every page (one commit), claims it had superseded become active
     again, and its raw file leaves the tree (it stays in history). Runs as a job; idempotent."""
-    return await run_in_threadpool(_retract, ctx, source_id)
+    return await run_in_threadpool(retract, ctx.deps, source_id)

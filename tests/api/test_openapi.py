@@ -62,8 +62,11 @@ def test_docs_page_is_served_offline_under_its_own_csp(client: TestClient) -> No
         asset = client.get("/" + src)
         assert asset.status_code == 200, src
     assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
-    # the rest of the app keeps its script-free policy
-    assert "script-src 'none'" in client.get("/ui").headers["content-security-policy"]
+    # the rest of the app keeps its script-free policy; the UI allows its own file, never inline script
+    assert "script-src 'none'" in client.get("/pages").headers["content-security-policy"]
+    ui_csp = client.get("/ui").headers["content-security-policy"]
+    assert "script-src 'self';" in ui_csp
+    assert "unsafe-inline" not in ui_csp
 
 
 @pytest.mark.browser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -13,18 +14,29 @@ HOSTILE = "wiki/concepts/hostile-page.md"
 K8S = "wiki/systems/kubernetes.md"
 
 
+#: The one script a UI page may load: the app's own file, no inline body (CSP ``script-src 'self'``).
+UI_SCRIPT = {"src": "/static/lore.js", "defer": None}
+#: The forms the UI itself renders (search; login, logout, upload, retract and resolve for a login).
+UI_FORM = re.compile(r"^/ui/(search|login|logout|upload|sources/[^/]+/retract|contradictions/\d+/resolve)$")
+
+
 class Audit(HTMLParser):
-    """Collects everything in an HTML document that could run script."""
+    """Collects everything in an HTML document that could run script, but the UI's own script tag."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.findings: list[str] = []
         self.links: list[str] = []
         self.text: list[str] = []
+        self.scripts = 0  # the UI's own <script src="/static/lore.js"> tags
+        self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "iframe", "object", "embed", "frame", "base", "form") and not (
-            tag == "form" and dict(attrs).get("action") == "/ui/search"
+        if tag == "script" and dict(attrs) == UI_SCRIPT and not self._in_script:
+            self.scripts += 1
+            self._in_script = True
+        elif tag in ("script", "iframe", "object", "embed", "frame", "base", "form") and not (
+            tag == "form" and UI_FORM.match(dict(attrs).get("action") or "")
         ):
             self.findings.append(f"<{tag}>")
         for name, value in attrs:
@@ -40,7 +52,13 @@ class Audit(HTMLParser):
             if tag == "a" and name == "href":
                 self.links.append(value)
 
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
     def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.findings.append("inline script in the UI's script tag")
         self.text.append(data)
 
 
@@ -129,7 +147,9 @@ def test_hostile_content_renders_inert(client: TestClient, url: str) -> None:
     a = audit(r.text)
     assert a.findings == [], a.findings
     lowered = r.text.lower()
-    assert "<script" not in lowered
+    ui_page = url.startswith("/ui")
+    assert a.scripts == (1 if ui_page else 0)  # the UI's own file only; the API's HTML has none
+    assert lowered.count("<script") == a.scripts
     assert "javascript:" not in " ".join(a.links)
 
 
