@@ -99,6 +99,7 @@ def layout(
     Returns:
         The drawing, with ``hidden`` counting neighbours beyond ``MAX_INNER``/``MAX_OUTER``.
     """
+
     def node(path: str, ring: int, x: int, y: int) -> Node:
         title = titles.get(path, path)
         return Node(path, title, short(title), ring, x, y)

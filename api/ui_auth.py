@@ -212,6 +212,7 @@ async def logout(request: Request, ctx: AppContext = Depends(app_context)) -> Re
     if session is not None and session.logged_in and not csrf_ok(session, fields.get(CSRF_FIELD)):
         raise Forbidden("the form's CSRF token is missing or wrong: reload the page and try again")
     response = RedirectResponse("/ui/login", status_code=303)  # no live session: logged out already
-    response.delete_cookie(COOKIE, path=COOKIE_PATH, secure=request.url.scheme == "https", httponly=True,
-                           samesite="lax")
+    response.delete_cookie(
+        COOKIE, path=COOKIE_PATH, secure=request.url.scheme == "https", httponly=True, samesite="lax"
+    )
     return response

@@ -31,8 +31,7 @@ def resolve(deps: ApiDeps, dispute_id: int, body: ResolveIn, reviewer: str) -> R
         DisputeNotFound, DisputeClosed, InvalidDecision: see :func:`synth.disputes.resolve_dispute`.
     """
     with deps.session_factory() as session, session.begin():
-        done = resolve_dispute(session, dispute_id, body.decision, reviewer=reviewer, claim=body.claim,
-                               note=body.note)
+        done = resolve_dispute(session, dispute_id, body.decision, reviewer=reviewer, claim=body.claim, note=body.note)
     deps.dispatch(list(done.job_ids))
     with deps.session_factory() as session:
         view = list_contradictions(session, status=None, dispute_ids=[dispute_id], limit=1)[0]

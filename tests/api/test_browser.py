@@ -133,3 +133,111 @@ def test_hostile_page_runs_nothing(browser_page: Any, fresh_wiki: WikiFixture, a
         assert page.evaluate("typeof window.__xss") == "undefined"
         page.screenshot(path=str(artifacts_dir / "ui-hostile-page.png"), full_page=True)
     assert dialogs == []
+
+
+def test_journey_log_in_upload_resolve_retract(
+    browser_page: Any, fresh_wiki: WikiFixture, artifacts_dir: Path, tmp_path: Path
+) -> None:
+    """A closed wiki in Chromium: log in with a key, upload a document and follow its progress, resolve
+    the open dispute and see it resolved, retract a source after confirming, log out. Screenshots go to
+    ``artifacts/ui/``. The jobs are not run here (no worker): each step's job is checked in the ledger."""
+    from sqlalchemy import select
+
+    from store.models import Contradiction, Job, Source
+    from tests.api.conftest import ADMIN_KEY
+
+    shots = artifacts_dir / "ui"
+    shots.mkdir(exist_ok=True)
+    page = browser_page
+    dialogs: list[str] = []
+    violations: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    dispatched: list[list[int]] = []
+    doc = tmp_path / "cache-adr.md"
+    doc.write_bytes(b"# Cache ADR\n\nThe edge cache keeps objects for 300 seconds before revalidation.\n")
+    app = create_app(deps_for(fresh_wiki, open_reads=False, dispatch=dispatched.append))
+    with serve(app) as port:
+        base = f"http://127.0.0.1:{port}"
+        page.goto(f"{base}/ui/pages/wiki/systems/kubernetes.md")
+        page.wait_for_url("**/ui/login?next=*")  # a closed wiki sends the browser to log in
+        page.fill("input[name=key]", "not-a-key-at-all-0123456789")
+        page.click("form.login-form button")
+        assert page.inner_text("p.error") == "Unknown or revoked API key."
+        page.screenshot(path=str(shots / "01-login-refused.png"), full_page=True)
+        page.fill("input[name=key]", ADMIN_KEY)  # admin holds ingest and curate too
+        page.click("form.login-form button")
+        page.wait_for_url("**/ui/pages/wiki/systems/kubernetes.md")
+        assert page.inner_text("header .user") == "root"
+        cookie = next(c for c in page.context.cookies() if c["name"] == "lore_session")
+        assert cookie["httpOnly"] is True
+        assert cookie["sameSite"] == "Lax"
+        assert page.evaluate("document.cookie") == ""  # no script reads the session
+        assert page.locator("aside.backlinks a", has_text="Payments API").count() == 1
+        page.screenshot(path=str(shots / "02-page-logged-in.png"), full_page=True)
+
+        # "/" focuses search: the UI's own script runs under its policy
+        page.locator("h1").first.click()
+        page.keyboard.press("/")
+        assert page.evaluate("document.activeElement.name") == "q"
+
+        # upload: the form posts the file, the source's page shows its progress
+        page.click("header nav a:text('Upload')")
+        page.wait_for_url("**/ui/upload")
+        page.set_input_files("input[type=file]", str(doc))
+        assert page.inner_text(".dropzone .drop-name") == "cache-adr.md"
+        page.screenshot(path=str(shots / "03-upload.png"), full_page=True)
+        page.click("form.upload button")
+        page.wait_for_url("**/ui/sources/*?uploaded=new")
+        assert page.inner_text("#source-status") == "pending"
+        assert page.locator("section.progress progress").count() == 1
+        page.screenshot(path=str(shots / "04-upload-progress.png"), full_page=True)
+        with fresh_wiki.session_factory() as s:
+            source = s.scalars(select(Source).where(Source.origin == "cache-adr.md")).one()
+            (extract,) = s.scalars(select(Job).where(Job.source_id == source.id)).all()
+        assert [extract.id] in dispatched
+
+        # resolve the dispute on the Kubernetes page
+        page.goto(f"{base}/ui/pages/wiki/systems/kubernetes.md")
+        form = page.locator("form.resolve")
+        form.locator("input[value='keep:c0k8s129aaaa']").check()
+        form.locator("textarea").fill("the ADR supersedes the incident report")
+        page.screenshot(path=str(shots / "05-resolve.png"), full_page=True)
+        form.locator("button").click()
+        page.wait_for_url("**/ui/pages/wiki/systems/kubernetes.md*")
+        assert page.locator("form.resolve").count() == 0
+        page.goto(f"{base}/ui/contradictions")
+        assert "Resolved (one side kept) by root: the ADR supersedes the incident report" in page.inner_text("main")
+        page.screenshot(path=str(shots / "06-resolved.png"), full_page=True)
+        with fresh_wiki.session_factory() as s:
+            assert s.scalars(select(Contradiction.resolved_by)).one() == "root"
+
+        # retract a source, after a confirmation page
+        sid = fresh_wiki.source_ids["adr"]
+        page.goto(f"{base}/ui/sources/{sid}")
+        page.click("a.retract-link")
+        page.wait_for_url(f"**/ui/sources/{sid}/retract")
+        page.screenshot(path=str(shots / "07-retract-confirm.png"), full_page=True)
+        page.click("form.confirm button.danger")
+        page.wait_for_url(f"**/ui/sources/{sid}?retracting=1")
+        with fresh_wiki.session_factory() as s:
+            retract = s.scalars(select(Job).where(Job.kind == "retract")).one()
+        assert retract.key == f"retract:{sid}"
+        assert [retract.id] in dispatched
+
+        # dark mode follows the system's colour scheme
+        page.emulate_media(color_scheme="dark")
+        page.goto(f"{base}/ui")
+        dark = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        page.emulate_media(color_scheme="light")
+        page.reload()
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") != dark
+        page.emulate_media(color_scheme="dark")
+        page.screenshot(path=str(shots / "08-dark.png"), full_page=True)
+
+        page.click("form.logout button")
+        page.wait_for_url("**/ui/login")
+        page.goto(f"{base}/ui")
+        page.wait_for_url("**/ui/login?next=*")
+    assert dialogs == []
+    assert violations == []
