@@ -1,8 +1,11 @@
 """The web UI in Debian's headless Chromium (Playwright), served by uvicorn on loopback.
 
 A person's path: search, open the page that answers, follow a wikilink, open a footnote and see the
-citation's quote and its source. And the hostile page: nothing it contains runs (no dialog, no global
-set by injected script), whatever its markdown held.
+citation's quote and its source. The hostile page: nothing it contains runs (no dialog, no global set by
+injected script, no script element but the UI's own ``/static/lore.js``), whatever its markdown held.
+And the journeys that change things on a closed wiki: log in, upload, resolve a dispute, retract, log
+out; once with the jobs only queued, once with the pipeline behind it (the fake model server), where the
+uploaded document's page appears and its facts leave the page after the retraction.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 
 from api.app import create_app
+from api.deps import ApiDeps
 from tests.api.conftest import deps_for, serve
 from tests.api.wiki_builder import WikiFixture
 
@@ -241,3 +245,87 @@ def test_journey_log_in_upload_resolve_retract(
         page.wait_for_url("**/ui/login?next=*")
     assert dialogs == []
     assert violations == []
+
+
+def test_journey_with_the_pipeline_page_appears_and_retracted_facts_leave(
+    browser_page: Any, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """The whole write path behind the UI: an upload is extracted and composed (the fake model server
+    answers; the jobs run as soon as they are dispatched), its entity page appears with the document's
+    fact, and after the source is retracted in the UI the fact has left that page."""
+    from bench.fake_llm import FakeLLM
+    from store.db import make_engine, make_session_factory
+    from store.git_store import GitStore
+    from store.migrate import upgrade
+    from synth.client import Endpoint, ModelClient
+    from synth.deps import SynthDeps
+    from synth.runner import drain
+    from tests.api.conftest import ADMIN_KEY, KEYS
+
+    shots = artifacts_dir / "ui"
+    shots.mkdir(exist_ok=True)
+    url = f"sqlite:///{tmp_path / 'lore.db'}"
+    upgrade(url)
+    store = GitStore(tmp_path / "wiki")
+    store.init()
+    factory = make_session_factory(make_engine(url))
+    doc = tmp_path / "ledger-notes.md"
+    doc.write_text(
+        "# Ledger notes\n\nThe Ledger service runs on PostgreSQL 16.\n\nThe Billing team owns the Ledger service.\n"
+    )
+    page = browser_page
+    with FakeLLM(seed=1) as fake:
+        client = ModelClient([Endpoint(fake.base_url, "fake-llm")], max_retries=2)
+        synth = SynthDeps(factory, store, client, catalog_debounce_s=0.0)
+        ran: list[dict[str, int]] = []
+        app = create_app(
+            ApiDeps(
+                session_factory=factory,
+                store=store,
+                api_keys=list(KEYS),
+                open_reads=False,
+                dispatch=lambda _ids: ran.append(drain(synth)),
+            )
+        )
+        with serve(app) as port:
+            base = f"http://127.0.0.1:{port}"
+            page.goto(f"{base}/ui/login")
+            page.fill("input[name=key]", ADMIN_KEY)
+            page.click("form.login-form button")
+            page.wait_for_url("**/ui")
+            page.goto(f"{base}/ui/upload")
+            page.set_input_files("input[type=file]", str(doc))
+            page.click("form.upload button")
+            page.wait_for_url("**/ui/sources/*?uploaded=new")
+            source_url = page.url.split("?")[0]
+            assert ran, "the upload dispatched no job"
+            assert page.inner_text("#source-status") == "done", page.inner_text("main")
+            page.screenshot(path=str(shots / "10-pipeline-source-done.png"), full_page=True)
+            touched = [
+                a.get_attribute("href") or ""
+                for a in page.locator("ul.touched a").all()
+                if "/wiki/sources/" not in (a.get_attribute("href") or "")
+            ]
+            assert touched, page.inner_text("main")
+            pages_with_fact = []
+            for href in touched:
+                page.goto(base + href)
+                if "PostgreSQL 16" in page.inner_text("article.page-body"):
+                    pages_with_fact.append(href)
+            assert pages_with_fact, touched
+            page.goto(base + pages_with_fact[0])
+            page.screenshot(path=str(shots / "11-pipeline-page-appeared.png"), full_page=True)
+
+            page.goto(source_url + "/retract")
+            page.click("form.confirm button.danger")
+            page.wait_for_url("**?retracting=1")
+            assert page.inner_text("#source-status") == "retracted"
+            for href in pages_with_fact:
+                r = page.goto(base + href)
+                assert r is not None
+                if r.status == 200:
+                    assert "PostgreSQL 16" not in page.inner_text("article.page-body"), href
+                else:
+                    assert r.status == 404, href
+            page.goto(base + pages_with_fact[0])
+            page.screenshot(path=str(shots / "12-pipeline-fact-left.png"), full_page=True)
