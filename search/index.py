@@ -329,13 +329,15 @@ class SearchIndex:
         return [(i, scores[i]) for i in top(scores, k)]
 
     def _refresh(self, conn: Connection, kinds: Sequence[str], *, dense: bool, lexical: bool) -> None:
-        """Bring the in-memory sides a search needs up to the kinds' generation tokens."""
+        """Bring the in-memory sides a search needs up to the generation tokens: the vectors of ``kinds``;
+        the postings of every kind, since BM25's statistics count the whole collection as FTS5 does."""
         lexical = lexical and self.config.lexical == "memory"
         if not (dense or lexical):
             return
         cache = self._cache()
-        for kind, token in search_state.generations(conn, kinds).items():
-            if dense:
+        # Tokens are read before the chunks they guard: a view is never labelled newer than its data.
+        for kind, token in search_state.generations(conn, KINDS if lexical else kinds).items():
+            if dense and kind in kinds:
                 cache.refresh(conn, kind, token)
             if lexical:
                 self._postings.refresh(conn, kind, token)
@@ -356,7 +358,8 @@ class SearchIndex:
     ) -> list[tuple[int, float]]:
         if self.config.lexical == "sql":
             return self._lexical.search(conn, terms, phrases, kinds, n)
-        return self._postings.search(kinds, [t.stem for t in terms], [(a.stem, b.stem) for a, b in phrases], n)
+        stems = [t.stem for t in terms]
+        return self._postings.search(kinds, stems, [(a.stem, b.stem) for a, b in phrases], n, stats_kinds=KINDS)
 
     def _fuse(self, lex: dict[int, float], dense: dict[int, float]) -> dict[int, float]:
         if self.config.fusion == "rrf":
@@ -406,7 +409,7 @@ class SearchIndex:
         seeds = top(first, self.config.feedback_docs)
         best = first[seeds[0]]
         weights = {i: (first[i] / best if best > 0 else 1.0) for i in seeds}
-        extra = self._feedback_terms(conn, kinds, weights, qt.stems)
+        extra = self._feedback_terms(conn, weights, qt.stems)
         lex = dict(self._lexical_top(conn, [*qt.terms, *extra], phrases, kinds, n))
         vectors = cache.whole_vectors(seeds)
         if not vectors:
@@ -416,9 +419,7 @@ class SearchIndex:
         q2 = normalise(qvec + self.config.rocchio_beta * centroid)[0]
         return lex, self._dense_top(cache, kinds, q2, n)
 
-    def _feedback_terms(
-        self, conn: Connection, kinds: Sequence[str], seeds: dict[int, float], exclude: set[str]
-    ) -> list[Term]:
+    def _feedback_terms(self, conn: Connection, seeds: dict[int, float], exclude: set[str]) -> list[Term]:
         """The most distinctive terms of the seed chunks: weighted relative frequency x idf."""
         weight: dict[str, float] = {}
         surface: dict[str, Counter[str]] = {}
@@ -433,7 +434,7 @@ class SearchIndex:
         if self.config.lexical == "sql":
             total, dfs = self._lexical.doc_freqs(conn, candidates)
         else:
-            total, dfs = self._postings.doc_freqs(kinds, [t.stem for t in candidates])
+            total, dfs = self._postings.doc_freqs(KINDS, [t.stem for t in candidates])
         scored = []
         for term in candidates:
             df = dfs.get(term.stem, 0)

@@ -11,15 +11,17 @@ When the kind's generation token (``index_state``, moved by every write) differs
 ``(id, content_hash)`` pairs are read; only new or changed chunks are read in full and analyzed,
 their old versions and removed chunks are marked dead in the base or left out of the new delta. When
 the delta and the dead documents pass an eighth of the base, both are merged into a new base.
-A view is never changed once published: a refresh builds the next one and swaps it in, so searches
-read without a lock while a refresh runs.
+A view is never changed once published: a refresh builds the next one and swaps it in. Refreshes
+are serialised by one lock; searches only take a second, short lock to copy the published views, so
+a search whose generation is already loaded does not wait for a refresh of a newer one.
 
 Ranking is FTS5's ``bm25(chunks_fts, 2.0, 1.0)`` computed the same way, per query key (term or
 two-word phrase): ``idf * f * (k1 + 1) / (f + k1 * (1 - b + b * len / avgdl))`` summed, with
 ``f = 2 * tf_title + tf_body``, ``len`` the chunk's tokens in title and text, ``k1 = 1.2``,
 ``b = 0.75``, ``idf = log((N - n + 0.5) / (n + 0.5))`` floored at ``1e-6``. ``N``, ``n`` and
-``avgdl`` are counted over the kinds searched (FTS5 counts the whole table), identically on SQLite
-and PostgreSQL.
+``avgdl`` are counted over the kinds named in ``stats_kinds`` (the index passes every kind: FTS5
+counts the whole table, whatever kinds the query keeps), so on SQLite the scores are FTS5's up to
+float32 rounding; on PostgreSQL this replaces ``ts_rank_cd`` with the same BM25F.
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ class LexicalCache:
         self.compact_ratio = compact_ratio
         self.vocab = Vocabulary()
         self._views: dict[str, _View] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards ``_views`` (held only to read or swap an entry)
+        self._refreshing = threading.Lock()  # one refresh at a time
         self.loaded_chunks = 0  # chunks analyzed by this instance so far
 
     def invalidate(self) -> None:
@@ -118,15 +121,22 @@ class LexicalCache:
         """Bring the view of ``kind`` up to the generation ``token`` read from the database."""
         with self._lock:
             view = self._views.get(kind)
-            if view is not None and view.token == token:
+        if view is not None and view.token == token:
+            return
+        with self._refreshing:
+            with self._lock:
+                view = self._views.get(kind)
+            if view is not None and view.token == token:  # another thread got there first
                 return
             if view is None:
                 rows = conn.execute(
                     text("SELECT id, content_hash, title, text FROM chunks WHERE kind = :k"), {"k": kind}
                 ).all()
-                self._views[kind] = self._load(token, rows)
+                new = self._load(token, rows)
             else:
-                self._views[kind] = self._update(conn, view, kind, token)
+                new = self._update(conn, view, kind, token)
+            with self._lock:
+                self._views[kind] = new
 
     def _build(self, rows: Sequence[tuple[int, str, str, str]]) -> Segment:
         self.loaded_chunks += len(rows)
@@ -181,9 +191,11 @@ class LexicalCache:
 
     # --- queries ----------------------------------------------------------------------------------
 
-    def _snapshot(self, kinds: Sequence[str]) -> list[_View]:
+    def _snapshot(self, *groups: Sequence[str]) -> list[list[_View]]:
+        """The published views of each group of kinds, all read at one moment."""
         with self._lock:
-            return [v for k in dict.fromkeys(kinds) if (v := self._views.get(k)) is not None and v.live_docs]
+            views = dict(self._views)
+        return [[v for k in dict.fromkeys(g) if (v := views.get(k)) is not None and v.live_docs] for g in groups]
 
     def _keys(self, terms: Sequence[str], phrases: Sequence[tuple[str, str]]) -> list[int]:
         keys: dict[int, None] = {}
@@ -198,22 +210,34 @@ class LexicalCache:
         return list(keys)
 
     def search(
-        self, kinds: Sequence[str], terms: Sequence[str], phrases: Sequence[tuple[str, str]], limit: int
+        self,
+        kinds: Sequence[str],
+        terms: Sequence[str],
+        phrases: Sequence[tuple[str, str]],
+        limit: int,
+        stats_kinds: Sequence[str] | None = None,
     ) -> list[tuple[int, float]]:
         """Chunk ids of ``kinds`` matching any term or phrase (stems), with BM25F scores, best first.
 
-        Call :meth:`refresh` for each kind first; a kind never refreshed is not searched.
+        Call :meth:`refresh` for each kind first; a kind never refreshed is neither searched nor counted.
+
+        Args:
+            kinds: the kinds whose chunks may be returned.
+            terms: analyzed stems.
+            phrases: pairs of stems that must stand next to each other in one field.
+            limit: how many ids at most.
+            stats_kinds: the kinds ``N``, ``n`` and ``avgdl`` are counted over (default: ``kinds``).
         """
-        views = self._snapshot(kinds)
+        views, counted = self._snapshot(kinds, kinds if stats_kinds is None else stats_kinds)
         keys = self._keys(terms, phrases)
-        if not views or not keys or limit <= 0:
+        if not views or not counted or not keys or limit <= 0:
             return []
-        total = sum(v.live_docs for v in views)
-        avgdl = max(sum(v.live_len for v in views) / total, 1e-9)
+        total = sum(v.live_docs for v in counted)
+        avgdl = max(sum(v.live_len for v in counted) / total, 1e-9)
         found = [[v.postings(key) for key in keys] for v in views]
         idf = []
-        for j in range(len(keys)):
-            n = sum(docs.shape[0] for per_view in found for _, docs, _ in per_view[j])
+        for key in keys:
+            n = sum(docs.shape[0] for v in counted for _, docs, _ in v.postings(key))
             idf.append(max(math.log((total - n + 0.5) / (n + 0.5)), MIN_IDF) if n else 0.0)
         ids: list[NDArray[np.int64]] = []
         scores: list[NDArray[np.float32]] = []
@@ -239,7 +263,7 @@ class LexicalCache:
 
     def doc_freqs(self, kinds: Sequence[str], terms: Sequence[str]) -> tuple[int, dict[str, int]]:
         """Live chunks of ``kinds`` and, per stem that occurs in them, how many contain it."""
-        views = self._snapshot(kinds)
+        (views,) = self._snapshot(kinds)
         out: dict[str, int] = {}
         for stem in dict.fromkeys(terms):
             t = self.vocab.get(stem)
