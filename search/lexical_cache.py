@@ -234,10 +234,11 @@ class LexicalCache:
             return []
         total = sum(v.live_docs for v in counted)
         avgdl = max(sum(v.live_len for v in counted) / total, 1e-9)
-        found = [[v.postings(key) for key in keys] for v in views]
+        looked_up = {id(v): [v.postings(key) for key in keys] for v in (*counted, *views)}
+        found = [looked_up[id(v)] for v in views]
         idf = []
-        for key in keys:
-            n = sum(docs.shape[0] for v in counted for _, docs, _ in v.postings(key))
+        for j in range(len(keys)):
+            n = sum(docs.shape[0] for v in counted for _, docs, _ in looked_up[id(v)][j])
             idf.append(max(math.log((total - n + 0.5) / (n + 0.5)), MIN_IDF) if n else 0.0)
         ids: list[NDArray[np.int64]] = []
         scores: list[NDArray[np.float32]] = []

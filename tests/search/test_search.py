@@ -257,6 +257,37 @@ def test_kinds_are_searched_separately(index: SearchIndex) -> None:
     assert index.search("Kafka", 10, kinds=("section",)) == []
 
 
+def test_the_in_memory_lexical_side_ranks_as_the_full_text_table_does(
+    engine: Engine, index: SearchIndex, minilm: SentenceTransformerEmbedder
+) -> None:
+    """The default (postings in memory) and ``lexical="sql"`` (FTS5) on one database with three kinds,
+    through an update, a delete and a restart: same chunks, same BM25 scores, same hybrid answer."""
+    sql = SearchIndex(engine, minilm, SearchConfig(lexical="sql"))
+    queries = ["Kafka controller broker", "cluster crashed", "certificate expired", "payroll Copenhagen"]
+
+    def assert_alike(memory: SearchIndex) -> None:
+        for q in queries:
+            for kinds in (("source",), ("section", "claim")):
+                got, want = memory.rank(q, 20, kinds, "bm25"), sql.rank(q, 20, kinds, "bm25")
+                assert [i for i, _ in got] == [i for i, _ in want], (q, kinds)
+                assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
+                got, want = memory.rank(q, 5, kinds), sql.rank(q, 5, kinds)
+                assert [i for i, _ in got] == [i for i, _ in want], (q, kinds)
+                assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-4)
+
+    index.upsert([
+        ChunkInput("claim", "c-1", 0, "The Kafka controller moved to broker 5 in 2024.", title="Kafka"),
+        ChunkInput("section", "kafka.md", 0, "The cluster crashed twice; the broker disk filled.", title="Kafka"),
+        ChunkInput("section", "kafka.md", 1, "Consumers lagged behind the controller.", title="Kafka"),
+    ])  # fmt: skip
+    assert index.rank("Kafka controller broker", 5, ("section", "claim"), "bm25")  # not two empty lists
+    assert_alike(index)
+    index.upsert([ChunkInput("source", "dns", 0, "The Kafka cluster crashed: a certificate expired.", title="DNS")])
+    index.delete("section", "kafka.md")
+    assert_alike(index)
+    assert_alike(SearchIndex(engine, minilm))  # a restarted process loads the same postings
+
+
 def test_a_write_by_another_instance_reaches_the_cached_vectors(index: SearchIndex, minilm) -> None:  # type: ignore[no-untyped-def]
     assert refs(index.search("kitten on the radiator", 1, kinds=("source",), mode="dense")) == ["cat"]
     other = SearchIndex(index.engine, minilm)
