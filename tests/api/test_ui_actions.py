@@ -6,15 +6,17 @@ ledger is checked."""
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.keys import revoke_key
-from api.session import COOKIE, SessionCodec
+from api.session import COOKIE, SessionCodec, load_or_create_secret
 from api.ui_auth import safe_next
 from store.models import Contradiction, Job, Source
 from tests.api.conftest import ADMIN_KEY, CURATE_KEY, INGEST_KEY, READ_KEY
@@ -83,6 +85,28 @@ def test_session_cookie_is_signed_and_expires() -> None:
     assert codec.loads(value) is None  # past max_age_s
     now[0] = 1_000_000.0 - 3600
     assert codec.loads(value) is None  # issued in the future
+
+
+def _secret_after(barrier: object, path: Path, out: object) -> None:
+    barrier.wait()  # type: ignore[attr-defined]
+    out.put(load_or_create_secret(path))  # type: ignore[attr-defined]
+
+
+def test_processes_starting_together_share_one_generated_secret(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "session.key"
+    mp = multiprocessing.get_context("spawn")
+    n = 8
+    barrier, out = mp.Barrier(n), mp.Queue()
+    procs = [mp.Process(target=_secret_after, args=(barrier, path, out)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    secrets = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(set(secrets)) == 1, f"{len(set(secrets))} different secrets"
+    assert path.read_text().strip() == secrets[0]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["session.key"]  # no temporary file left
 
 
 @pytest.mark.parametrize(

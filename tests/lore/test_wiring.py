@@ -110,9 +110,26 @@ def test_api_settings_reach_the_app(tmp_path, monkeypatch):
         ("LORE_API__MCP_ALLOWED_HOSTS", '["lore.example.com:http"]'),
         ("LORE_API__ROOT_PATH", "lore/"),
         ("LORE_API__CORS_ORIGINS", '["portal.example.com"]'),
+        ("LORE_API__SESSION_SECRET", "too-short"),
+        ("LORE_API__SESSION_MAX_AGE_S", "5"),
     ],
 )
 def test_bad_api_settings_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         load_settings()
+
+
+def test_session_secret_from_settings_or_kept_in_the_data_folder(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("LORE_")]:
+        monkeypatch.delenv(key)
+    paths = {"data_dir": tmp_path / "data", "ingest_dir": tmp_path / "inbox"}
+    generated = Wiring(load_settings(paths=paths)).session_secret()
+    key_file = tmp_path / "data" / "session.key"
+    assert key_file.read_text().strip() == generated
+    assert len(generated) >= 32
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert Wiring(load_settings(paths=paths)).session_secret() == generated  # logins survive a restart
+    monkeypatch.setenv("LORE_API__SESSION_SECRET", "x" * 40)
+    assert Wiring(load_settings(paths=paths)).session_secret() == "x" * 40
+    assert "x" * 40 not in load_settings(paths=paths).model_dump_json()  # a secret, masked when shown
