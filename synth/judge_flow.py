@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 MIN_LEXICAL = 70.0  # token_sort_ratio of two claims without an attribute to be compared
 LEXICAL_NEIGHBOURS = 2
 MIN_NEAR_COPY = 85.0  # two claims this alike are compared even when their attributes differ
+MIN_SAME_FRAME = 90.0  # fuzz.ratio of two quotes with their values taken out: the same sentence, one question
+MIN_FRAME_WORDS = 3
 MAX_INVALID = 3
 MIN_NAME_CHARS = 6
 OPEN = ("active", "disputed")
@@ -133,6 +135,24 @@ class Decision:
     reason: str
 
 
+def _frame(c: Claim) -> str | None:
+    """The claim's quote, folded, with its value replaced by a marker; None when the quote lacks the value."""
+    if not c.value or not c.quote:
+        return None
+    quote, value = f" {slots.fold(c.quote)} ", f" {slots.fold(c.value)} "
+    if value.strip() == "" or value not in quote:
+        return None
+    frame = quote.replace(value, " # ", 1)
+    return " ".join(frame.split()) if len(frame.split()) > MIN_FRAME_WORDS else None
+
+
+def same_frame(a: Claim, b: Claim) -> bool:
+    """True when the two quotes are the same sentence apart from their values ("X is a baseball player" /
+    "X is a chess player"): whatever else they say, they answer one question."""
+    fa, fb = _frame(a), _frame(b)
+    return fa is not None and fb is not None and fuzz.ratio(fa, fb) >= MIN_SAME_FRAME
+
+
 def decide_by_code(a: Claim, b: Claim, series: str | None) -> Decision | None:
     """The verdict code can give for two claims of one slot, or None when the model must read them."""
     va, vb = _value(a), _value(b)
@@ -153,7 +173,8 @@ def verdict(
 
     - equal values (``slots.same_value``) are never a disagreement: ``duplicate`` if the model read one
       question, else ``unrelated``;
-    - not the same question: ``unrelated``;
+    - not the same question: ``unrelated``, unless the quotes are one sentence apart from the values
+      (:func:`same_frame`), which a small model often reads as two questions;
     - the same answer: ``duplicate``, unless the values are dates or numbers that differ;
     - both can be true: ``unrelated``, unless the attribute cannot change and its dates or numbers differ;
     - a replacement: ``supersedes`` only when the documents' dates or a status line say so, else a dispute;
@@ -164,7 +185,7 @@ def verdict(
         if answer.same_question:
             return Decision("duplicate", None, "same value")
         return Decision("unrelated", None, why or "not the same question")
-    if not answer.same_question:
+    if not answer.same_question and not same_frame(a, b):
         return Decision("unrelated", None, why or "not the same question")
     differ = slots.hard_differ(_value(a), _value(b))
     if answer.same_answer and not differ:

@@ -30,11 +30,11 @@ def factory(tmp_path):
 
 
 def _claim(cid: str, source: str, attr: str | None, value: str | None, *, as_of: str | None = None,
-           entity: int = 1, text: str | None = None) -> Claim:
+           entity: int = 1, text: str | None = None, quote: str | None = None) -> Claim:
     key = slots.attribute_key(attr)
     v = slots.normalize_value(value, key)
     return Claim(id=cid, entity_id=entity, source_id=source, key=cid, text=text or f"{attr} is {value}",
-                 quote=f"{attr} {value}", attribute=attr, value=value, attr_key=key,
+                 quote=quote or f"{attr} {value}", attribute=attr, value=value, attr_key=key,
                  value_norm=v.norm if v else None, value_type=v.type if v else None, as_of=as_of,
                  as_of_norm=slots.normalize_date(as_of))
 
@@ -188,6 +188,36 @@ def _answer(**kw) -> PairAnswer:
 def test_the_model_answers_facts_and_code_keeps_the_vetoes(answer, attr, va, vb, expected):
     a, b = _claim("a", "s1", attr, va), _claim("b", "s2", attr, vb)
     assert verdict(answer, a, b, None).verdict == expected
+
+
+def _framed(cid: str, source: str, value: str, quote: str) -> Claim:
+    return _claim(cid, source, None, value, quote=quote)
+
+
+def test_one_sentence_apart_from_the_value_is_one_question():
+    a = _framed("a", "s1", "baseball", "Ronald Powell is an American professional baseball player.")
+    b = _framed("b", "s2", "chess", "Ronald Powell is an American professional chess player.")
+    assert judge_flow.same_frame(a, b)
+    unrelated = _answer(same_question=False)
+    assert verdict(unrelated, a, b, None).verdict == "disputes"  # the small model's "two questions" is overruled
+    # both can be true still stands: one sentence frame, two cast members
+    c = _framed("c", "s1", "Tom Hanks", "The film stars Tom Hanks in the lead role.")
+    d = _framed("d", "s2", "Meg Ryan", "The film stars Meg Ryan in the lead role.")
+    assert judge_flow.same_frame(c, d)
+    assert verdict(_answer(same_question=False, both_true=True), c, d, None).verdict == "unrelated"
+
+
+@pytest.mark.parametrize(("qa", "va", "qb", "vb"), [
+    ("Ronald Powell played for the Florida Gators.", "Florida Gators",  # different sentences
+     "Ronald Powell is a chess player with a deep understanding of the game.", "chess"),
+    ("Founded in 1875.", "1875", "Founded in 1880.", "1880"),  # too short to be a frame
+    ("The town had 3,559 people in 2010.", "10,000", "The town had 10,000 people.", "10,000"),  # value not quoted
+    ("Ronald Powell is an American baseball player.", "", "Ronald Powell is an American chess player.", "chess"),
+])
+def test_different_sentences_short_quotes_or_unquoted_values_are_no_frame(qa, va, qb, vb):
+    a, b = _framed("a", "s1", va, qa), _framed("b", "s2", vb, qb)
+    assert not judge_flow.same_frame(a, b)
+    assert verdict(_answer(same_question=False), a, b, None).verdict == "unrelated"
 
 
 def test_a_replacement_stands_when_dates_or_a_status_line_show_it():
