@@ -30,7 +30,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, bindparam, text
@@ -162,7 +162,7 @@ class LexicalCache:
         stmt = text("SELECT id, content_hash, title, text FROM chunks WHERE id IN :ids").bindparams(
             bindparam("ids", expanding=True)
         )
-        rows = []
+        rows: list[Any] = []
         for start in range(0, len(wanted), _FETCH):
             rows += conn.execute(stmt, {"ids": wanted[start : start + _FETCH]}).all()
         fresh = self._build(rows)

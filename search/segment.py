@@ -149,11 +149,11 @@ def build(rows: Iterable[tuple[int, str, str]], vocab: Vocabulary, title_weight:
     per_field = np.asarray(counts, np.int64).reshape(n, 2) if n else np.zeros((0, 2), np.int64)
     doc_len = per_field.sum(axis=1).astype(np.float32)
     tok = np.asarray(tokens, np.int64)
-    field = np.repeat(np.arange(2 * n, dtype=np.int64), per_field.reshape(-1))
-    same = field[1:] == field[:-1]  # neighbours in one field form a bigram
+    field_of = np.repeat(np.arange(2 * n, dtype=np.int64), per_field.reshape(-1))  # token -> field
+    same = field_of[1:] == field_of[:-1]  # neighbours in one field form a bigram
     pairs = ((tok[:-1][same] + 1) << _SHIFT) | tok[1:][same]
     keys = np.concatenate((tok, pairs))
-    fields = np.concatenate((field, field[1:][same]))
+    fields = np.concatenate((field_of, field_of[1:][same]))
     weights = np.where(fields % 2 == 0, np.float32(title_weight), np.float32(1.0)).astype(np.float32)
     docs = (fields // 2).astype(np.int32)
     # Sum the weights of each distinct (key, doc): sort by doc then key, cut where either changes.
