@@ -19,7 +19,11 @@ prompt hash, so the second order costs only what depends on order (resolution, j
 
 ``--judge-only`` (:func:`run_judge_only`) scores the pairwise judge alone on gold pairs built from the
 records: the gold-answer sentence of a correct passage against the wrong-answer sentence of a
-misinformation passage (a conflict), and two correct passages' answer sentences (agreement).
+misinformation passage (a conflict), and two correct passages about one entity, that is with the same
+gold answer (agreement). Two correct passages with *different* gold answers are about two same-name
+entities (``Chayanne (1987 album)`` / ``(1988 album)``); read as one entity, their sentences do disagree,
+so they are no gold for the judge. They are scored apart (``same_name``): how often the judge flags what
+only entity splitting can keep apart.
 """
 
 from __future__ import annotations
@@ -372,6 +376,7 @@ class GoldPair:
     conflict: bool
     pair: judge_prompt.Pair
     attr_key: str | None
+    same_name: bool = False  # two correct passages about two same-name entities: scored apart
 
 
 _SENTENCE = re.compile(r"[^.!?]*(?:[.!?](?=\s|$)|$)")
@@ -416,9 +421,23 @@ def gold_pairs(records: list[dict[str, Any]]) -> list[GoldPair]:
         if correct and wrong:
             out.append(GoldPair(r["_index"], True, judge_prompt.Pair(entity, r["question"], correct[0], wrong[0]),
                                 attr_key))
-        if len(correct) >= 2:
-            out.append(GoldPair(r["_index"], False, judge_prompt.Pair(entity, r["question"], correct[0], correct[1]),
-                                attr_key))
+        by_answer: list[list[judge_prompt.Side]] = []  # one gold answer, one entity
+        for side in correct:
+            value = slots.normalize_value(side.value, attr_key)
+            group = next((g for g in by_answer
+                          if slots.same_value(slots.normalize_value(g[0].value, attr_key), value)), None)
+            if group is None:
+                by_answer.append([side])
+            else:
+                group.append(side)
+        one_entity = next((sides for sides in by_answer if len(sides) >= 2), None)
+        if one_entity is not None:
+            out.append(GoldPair(r["_index"], False,
+                                judge_prompt.Pair(entity, r["question"], one_entity[0], one_entity[1]), attr_key))
+        if len(by_answer) >= 2:
+            first, second = by_answer[0][0], by_answer[1][0]
+            out.append(GoldPair(r["_index"], False, judge_prompt.Pair(entity, r["question"], first, second),
+                                attr_key, same_name=True))
     return out
 
 
@@ -434,17 +453,20 @@ def run_judge_only(path: Path, client: Any, *, sample_n: int = 100, seed: int = 
     pairs = gold_pairs(load_records(path))
     rng = random.Random(seed)
     conflicts = [p for p in pairs if p.conflict]
-    agrees = [p for p in pairs if not p.conflict]
+    agrees = [p for p in pairs if not p.conflict and not p.same_name]
+    same_names = [p for p in pairs if p.same_name]
     rng.shuffle(conflicts)
     rng.shuffle(agrees)
+    rng.shuffle(same_names)
     half = sample_n // 2
     chosen = conflicts[:half] + agrees[: sample_n - min(half, len(conflicts))]
     chosen = chosen[:sample_n]
     rng.shuffle(chosen)
+    extra = same_names[: max(1, sample_n // 4)] if same_names else []
     start = time.perf_counter()
     predictions: list[tuple[GoldPair, judge_flow.Decision, bool]] = []
     model_tasks: list[tuple[GoldPair, Claim, Claim]] = []
-    for gp in chosen:
+    for gp in chosen + extra:
         a, b = _claim(gp.pair.a, gp.attr_key), _claim(gp.pair.b, gp.attr_key)
         decided = judge_flow.decide_by_code(a, b, None)
         if decided is not None:
@@ -474,6 +496,8 @@ def run_judge_only(path: Path, client: Any, *, sample_n: int = 100, seed: int = 
                 predictions.append((gp, judge_flow.verdict(ans, a, b, None), True))
         if progress is not None:
             progress("judge", min(i + size, len(model_tasks)), len(model_tasks))
+    apart = [(gp, d, by_model) for gp, d, by_model in predictions if gp.same_name]
+    predictions = [row for row in predictions if not row[0].same_name]
     tp = sum(gp.conflict and d.verdict == "disputes" for gp, d, _ in predictions)
     fp = sum(not gp.conflict and d.verdict == "disputes" for gp, d, _ in predictions)
     fn = sum(gp.conflict and d.verdict != "disputes" for gp, d, _ in predictions)
@@ -483,19 +507,23 @@ def run_judge_only(path: Path, client: Any, *, sample_n: int = 100, seed: int = 
         "pairs": len(predictions),
         "conflict_pairs": sum(gp.conflict for gp, _, _ in predictions),
         "agree_pairs": sum(not gp.conflict for gp, _, _ in predictions),
-        "available_pairs": {"conflict": len(conflicts), "agree": len(agrees)},
+        "available_pairs": {"conflict": len(conflicts), "agree": len(agrees), "same_name": len(same_names)},
+        "same_name": {"pairs": len(apart), "flagged": sum(d.verdict == "disputes" for _, d, _ in apart),
+                      "flag_rate": round(sum(d.verdict == "disputes" for _, d, _ in apart) / len(apart), 3)
+                      if apart else None},
         "precision": round(precision, 3),
         "recall": round(recall, 3),
         "f1": round(2 * precision * recall / (precision + recall), 3) if precision + recall else 0.0,
         "decided_by_code": sum(not by_model for _, _, by_model in predictions),
-        "asked_model": len(model_tasks),
+        "asked_model": sum(by_model for _, _, by_model in predictions),
         "invalid": invalid,
         "judge_calls": calls,
         "wall_s": round(time.perf_counter() - start, 1),
         "sample": {"n": sample_n, "seed": seed},
         "rows": [
-            {"record": gp.record, "gold": "conflict" if gp.conflict else "agree", "verdict": d.verdict,
-             "reason": d.reason, "by_model": by_model, "a": gp.pair.a.value, "b": gp.pair.b.value}
-            for gp, d, by_model in predictions
+            {"record": gp.record, "gold": "same_name" if gp.same_name else "conflict" if gp.conflict else "agree",
+             "verdict": d.verdict, "reason": d.reason, "by_model": by_model, "a": gp.pair.a.value,
+             "b": gp.pair.b.value}
+            for gp, d, by_model in predictions + apart
         ],
     }

@@ -19,6 +19,7 @@ from bench.eval_conflicts import (
 )
 from bench.fake_llm import FakeLLM
 from lore.wiring import make_recorder
+from synth import slots
 from synth.client import Endpoint, ModelClient
 
 
@@ -78,6 +79,25 @@ def test_gold_pairs_and_the_questions_attribute(shared_data):
     assert any(not p.conflict for p in pairs)
     for p in pairs:
         assert p.pair.a.value.casefold().replace(" ", "") in p.pair.a.quote.casefold().replace(" ", "")
+    # agreement is two correct passages about one entity: one gold answer; two answers are two entities
+    for p in pairs:
+        if not p.conflict:
+            same = slots.same_value(slots.normalize_value(p.pair.a.value, p.attr_key),
+                                    slots.normalize_value(p.pair.b.value, p.attr_key))
+            assert same != p.same_name, (p.pair.a.value, p.pair.b.value)
+    assert any(p.same_name for p in pairs)
+
+
+def test_two_answers_to_one_question_are_two_same_name_entities_not_an_agreement():
+    def doc(kind: str, answer: str, where: str) -> dict:
+        return {"type": kind, "answer": answer, "text": f"Chayanne is a studio album released in {answer} {where}."}
+    record = {"_index": 0, "question": "When was Chayanne released?",
+              "disambig_entity": ["Chayanne (1987 album)", "Chayanne (1988 album)"],
+              "documents": [doc("correct", "1987", "in Mexico"), doc("correct", "1988", "in Spain"),
+                            doc("correct", "1987", "on CBS"), doc("misinfo", "1995", "in Mexico")]}
+    pairs = gold_pairs([record])
+    assert [(p.conflict, p.same_name, p.pair.a.value, p.pair.b.value) for p in pairs] == [
+        (True, False, "1987", "1995"), (False, False, "1987", "1987"), (False, True, "1987", "1988")]
 
 
 def test_one_record_through_the_write_path(shared_data):
@@ -120,6 +140,8 @@ def test_the_judge_alone_on_gold_pairs(shared_data):
     assert result["decided_by_code"] + result["asked_model"] == 20
     assert 0.0 <= result["precision"] <= 1.0
     assert result["recall"] > 0  # the fake judge reads differing answers of one question as a conflict
+    assert result["same_name"]["pairs"] == 5  # scored apart, never in precision or recall
+    assert sum(r["gold"] == "same_name" for r in result["rows"]) == 5
 
 
 def test_a_cut_off_extraction_is_cached_like_an_answer():
