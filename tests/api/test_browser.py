@@ -188,7 +188,17 @@ def test_journey_log_in_upload_resolve_retract(
         # upload: the form posts the file, the source's page shows its progress
         page.click("header nav a:text('Upload')")
         page.wait_for_url("**/ui/upload")
-        page.set_input_files("input[type=file]", str(doc))
+        # drop the file on the drop zone (what a person's drag and drop sends); lore.js puts it in the input
+        page.evaluate(
+            """text => {
+                const dt = new DataTransfer();
+                dt.items.add(new File([text], "cache-adr.md", {type: "text/markdown"}));
+                document.querySelector(".dropzone").dispatchEvent(
+                    new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+            }""",
+            doc.read_text(),
+        )
+        assert page.evaluate("document.querySelector('input[type=file]').files[0].name") == "cache-adr.md"
         assert page.inner_text(".dropzone .drop-name") == "cache-adr.md"
         page.screenshot(path=str(shots / "03-upload.png"), full_page=True)
         page.click("form.upload button")

@@ -306,7 +306,9 @@ def test_retract_asks_for_confirmation_and_needs_admin(
 
     client.cookies.clear()
     token = login(client, ADMIN_KEY)
-    assert "Retract this source…" in client.get(f"/ui/sources/{sid}").text
+    settled = client.get(f"/ui/sources/{sid}").text
+    assert "Retract this source…" in settled
+    assert 'http-equiv="refresh"' not in settled  # done, nothing under way: no refreshing
     confirm = client.get(url)
     assert 'class="danger">Retract this source</button>' in confirm.text
     assert "/ui/pages/wiki/services/payments-api.md" in confirm.text  # the pages it will touch
@@ -319,6 +321,7 @@ def test_retract_asks_for_confirmation_and_needs_admin(
         job = s.scalars(select(Job).where(*retractions)).one()
         assert job.key == f"retract:{sid}"
     assert sent == [[job.id]]
+    assert 'http-equiv="refresh"' in client.get(done.headers["location"]).text  # the retraction is under way
     missing = client.post("/ui/sources/" + "0" * 64 + "/retract", data={"csrf": token}, follow_redirects=False)
     assert missing.status_code == 404
 
