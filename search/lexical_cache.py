@@ -10,7 +10,8 @@ The database stays authoritative; this is a per-process view of ``chunks`` in th
 When the kind's generation token (``index_state``, moved by every write) differs from the view's,
 ``(id, content_hash)`` pairs are read; only new or changed chunks are read in full and analyzed,
 their old versions and removed chunks are marked dead in the base or left out of the new delta. When
-the delta and the dead documents pass an eighth of the base, both are merged into a new base.
+the delta and the dead documents pass an eighth of the base (and 64 chunks), both are merged into a
+new base.
 A view is never changed once published: a refresh builds the next one and swaps it in. Refreshes
 are serialised by one lock; searches only take a second, short lock to copy the published views, so
 a search whose generation is already loaded does not wait for a refresh of a newer one.
