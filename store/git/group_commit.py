@@ -181,6 +181,9 @@ class CommitQueue:
         fifo = self.folder / f"{rid}.fifo"
         os.mkfifo(fifo)
         wake = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        # Hold a write end too: once a waker closes its end, a FIFO with no writer left reads as EOF,
+        # and select() would return at once, every time, turning the wait into a busy loop.
+        keep = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         try:
             temp = self.folder / f"{rid}.tmp"
             temp.write_text(json.dumps(spec))
@@ -202,6 +205,7 @@ class CommitQueue:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake, 4096)
         finally:
+            os.close(keep)
             os.close(wake)
             fifo.unlink(missing_ok=True)
 

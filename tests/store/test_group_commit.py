@@ -167,3 +167,47 @@ def test_changes_to_one_page_chain_into_one_commit(store: GitStore) -> None:
     assert two.batch == 2  # type: ignore[attr-defined]
     assert two.blobs[PAGE] == store.read(PAGE).version  # type: ignore[attr-defined]
     assert len(store.log(since=before)) == 1
+
+
+def test_a_waiting_writer_sleeps_until_woken_instead_of_polling(tmp_path: Path) -> None:
+    """After a wake-up that was not for it, a waiter blocks again: it looks at the queue a handful of
+    times, not thousands (a FIFO whose last writer closed reads as EOF, which made select() spin)."""
+    import fcntl
+    import threading
+
+    queue = CommitQueue(tmp_path / "queue")
+    queue.folder.mkdir()
+    looks = 0
+    collect = queue._collect
+
+    def counting_collect(rid: str) -> Outcome | None:
+        nonlocal looks
+        looks += 1
+        return collect(rid)
+
+    queue._collect = counting_collect  # type: ignore[method-assign]
+
+    def publish(batch, journal):
+        return {c.id: Outcome(commit="c" * 40, parent=None, changed=True, batch=len(batch)) for c in batch}
+
+    result: list[tuple[Outcome, bool]] = []
+    with open(queue.folder / "leader.flock", "a+b") as leader:  # another leader is at work
+        fcntl.flock(leader, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=lambda: result.append(
+            queue.submit({PAGE: b"x\n"}, {PAGE: ABSENT}, "m", [], publish, lambda _: False)))
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while not list(queue.folder.glob("*.req")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(3):  # three batches end that were not the waiter's
+            queue._wake_all()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        looks_while_waiting = looks
+        fcntl.flock(leader, fcntl.LOCK_UN)
+    queue._wake_all()
+    waiter.join(timeout=10)
+    assert result
+    assert result[0][1] is True  # it led its own batch once the lock was free
+    assert result[0][0].commit == "c" * 40
+    assert looks_while_waiting <= 8, looks_while_waiting
