@@ -47,7 +47,6 @@ from store.queries import (
     list_contradictions,
     list_sources,
     page_claims,
-    page_disputes,
     source_detail,
     source_for_page,
 )
@@ -106,7 +105,6 @@ class UiPage:
     page: PageText
     body_html: str
     citations: tuple[Citation, ...]
-    disputes: tuple[tuple[Citation, Citation], ...]
 
 
 def page_out(session: Session, page: PageText) -> PageOut:
@@ -249,7 +247,7 @@ class ReadService:
         return self.render(path, "json").body.decode("utf-8")
 
     def ui_page(self, path: str) -> UiPage:
-        """A page as the web UI shows it: HTML with UI links, its citations and the disputes on its entity."""
+        """A page as the web UI shows it: HTML with UI links and its citations (disputes: ``open_disputes``)."""
         rev = self.wiki.revision()
         page = self.wiki.read(path)
         commit, names = self.wiki.links_key(rev)
@@ -261,13 +259,7 @@ class ReadService:
         refs = extract_footnote_refs(page.body)
         with self.session_factory() as session:
             cites = citations(session, refs)
-            entity = entity_for_page(session, path)
-            disputes: list[tuple[Citation, Citation]] = []
-            if entity is not None:
-                ids = page_disputes(session, entity.id)
-                pair_cites = citations(session, [c for pair in ids for c in pair])
-                disputes = [(pair_cites[a], pair_cites[b]) for a, b in ids if a in pair_cites and b in pair_cites]
-        view = UiPage(page, body_html, tuple(cites[r] for r in refs if r in cites), tuple(disputes))
+        view = UiPage(page, body_html, tuple(cites[r] for r in refs if r in cites))
         self._ui.put(key, view, len(body_html) * 2 + len(page.text))
         return view
 
