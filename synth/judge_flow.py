@@ -53,7 +53,7 @@ MIN_LEXICAL = 70.0  # token_sort_ratio of two claims without an attribute to be 
 LEXICAL_NEIGHBOURS = 2
 MIN_NEAR_COPY = 85.0  # two claims this alike are compared even when their attributes differ
 MIN_SAME_FRAME = 90.0  # fuzz.ratio of two quotes with their values taken out: the same sentence, one question
-MIN_FRAME_WORDS = 3
+MIN_FRAME_WORDS = 4  # words of a frame, the value marker among them: shorter quotes say too little
 MAX_INVALID = 3
 MIN_NAME_CHARS = 6
 OPEN = ("active", "disputed")
@@ -143,7 +143,7 @@ def _frame(c: Claim) -> str | None:
     if value.strip() == "" or value not in quote:
         return None
     frame = quote.replace(value, " # ", 1)
-    return " ".join(frame.split()) if len(frame.split()) > MIN_FRAME_WORDS else None
+    return " ".join(frame.split()) if len(frame.split()) >= MIN_FRAME_WORDS else None
 
 
 def same_frame(a: Claim, b: Claim) -> bool:
